@@ -1,0 +1,1 @@
+//! berth-runtime: see ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+//! berth-storage: see ARCHITECTURE.md.
