@@ -1,4 +1,21 @@
-//! `berth`: the command-line client, and `berth runtime`, the runc-compatible OCI runtime.
+//! `berth`: one binary with three faces.
+//!
+//! - `berth runtime ...`: the runc-compatible OCI runtime CLI (`runtime/`), used by engines in runc's place.
+//! - `berth monitor ...` (hidden): the per-container monitor that berthd execs (`berth_engine::monitor`).
+//! - everything else: docker's verbs as a client of the Docker Engine API (`client/`).
+//!
+//! The dispatch happens before any argument parser or async runtime starts, so the runtime and monitor
+//! paths stay single-threaded: they fork into containers.
+
+mod client;
+mod runtime;
+
 fn main() {
-    println!("berth {}", env!("CARGO_PKG_VERSION"));
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let code = match args.get(1).and_then(|a| a.to_str()) {
+        Some("runtime") => runtime::main(&args[1..]),
+        Some("monitor") => berth_engine::monitor::main(&args[1..]),
+        _ => client::main(&args),
+    };
+    std::process::exit(code);
 }

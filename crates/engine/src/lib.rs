@@ -1,1 +1,3 @@
-//! berth-engine: see ARCHITECTURE.md.
+//! berth-engine: container records, lifecycle, the per-container monitor, logs and events.
+
+pub mod monitor;

@@ -1,0 +1,2 @@
+//! Process security settings applied just before `execve`: capabilities, seccomp, rlimits, user and groups,
+//! plus Docker's defaults (capabilities, seccomp profile, masked and read-only paths) for the engine.
