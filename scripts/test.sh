@@ -15,3 +15,6 @@ cargo build --workspace --bins --quiet
 echo "== cargo test (private mount namespace)"
 unshare -m --propagation private -- cargo test --workspace --no-fail-fast -- --test-threads="${BERTH_TEST_THREADS:-4}"
 ./scripts/check-leaks.sh
+echo "== interop: dockerd and containerd with berth as their runtime"
+unshare -m --propagation private -- ./tests/interop/engines.sh "${CARGO_TARGET_DIR:-target}/debug/berth"
+./scripts/check-leaks.sh
