@@ -1,0 +1,241 @@
+//! seccomp: compile `linux.seccomp` with libseccomp (what runc, crun and youki use) and load it.
+//!
+//! Semantics follow runc:
+//! - the native architecture is always in the filter; of the listed `architectures`, those the native kernel can
+//!   run (x86 and x32 on x86_64, arm on aarch64, ...) are added, others are skipped with a debug log;
+//! - syscall names libseccomp does not know are skipped (a profile written for a newer kernel still loads);
+//! - a rule whose action equals the default action is skipped (libseccomp refuses it, and it changes nothing);
+//! - conditions on distinct arguments are ANDed in one rule; when one argument is compared more than once the
+//!   conditions become separate rules (ORed), as runc does;
+//! - `SCMP_ACT_ERRNO`/`SCMP_ACT_TRACE` without `errnoRet` return `EPERM`; `SCMP_ACT_KILL` kills the thread;
+//!   `SCMP_ACT_NOTIFY` is refused: berth has no seccomp-notify listener.
+//!
+//! **Loading needs either `no_new_privs` or `CAP_SYS_ADMIN` in the effective set**: the filter never sets
+//! no_new_privs itself (that is `process.noNewPrivileges`' job), so the caller must load it while it still has
+//! `CAP_SYS_ADMIN` or after `PR_SET_NO_NEW_PRIVS`. `super::apply_process_security` gets this right.
+
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
+    LinuxSeccompOperator, LinuxSyscall,
+};
+
+/// Errors from compiling or loading a seccomp filter.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    /// `SCMP_ACT_NOTIFY` needs a listener berth does not implement.
+    #[error(
+        "seccomp action SCMP_ACT_NOTIFY is not supported (no seccomp notify listener in berth)"
+    )]
+    NotifyUnsupported,
+    /// Argument index outside 0..6.
+    #[error("seccomp rule for {syscall}: argument index {index} is out of range (0-5)")]
+    ArgIndex {
+        /// Syscall name.
+        syscall: String,
+        /// The offending index.
+        index: usize,
+    },
+    /// libseccomp refused an operation.
+    #[error("seccomp: {what}: {source}")]
+    Lib {
+        /// What was being done.
+        what: String,
+        /// libseccomp's error.
+        source: libseccomp::error::SeccompError,
+    },
+    /// The kernel refused the filter.
+    #[error(
+        "loading the seccomp filter failed: {0} (it needs no_new_privs or CAP_SYS_ADMIN, and a kernel with \
+         seccomp filter support)"
+    )]
+    Load(libseccomp::error::SeccompError),
+}
+
+fn lib(what: impl Into<String>) -> impl FnOnce(libseccomp::error::SeccompError) -> SeccompError {
+    move |source| SeccompError::Lib {
+        what: what.into(),
+        source,
+    }
+}
+
+/// The libseccomp action for an OCI action and its optional `errnoRet`.
+pub fn action(
+    action: LinuxSeccompAction,
+    errno_ret: Option<u32>,
+) -> Result<ScmpAction, SeccompError> {
+    // seccomp's return data is 16 bits wide; larger values are truncated by the kernel anyway.
+    let ret = |d: i32| errno_ret.map_or(d, |e| (e & 0xffff) as i32);
+    Ok(match action {
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
+            ScmpAction::KillThread
+        }
+        LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
+        LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
+        LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(ret(libc::EPERM)),
+        LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(ret(libc::EPERM) as u16),
+        LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
+        LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
+        LinuxSeccompAction::ScmpActNotify => return Err(SeccompError::NotifyUnsupported),
+    })
+}
+
+/// libseccomp's architecture for an OCI one.
+pub fn arch(a: Arch) -> ScmpArch {
+    match a {
+        Arch::ScmpArchNative => ScmpArch::Native,
+        Arch::ScmpArchX86 => ScmpArch::X86,
+        Arch::ScmpArchX86_64 => ScmpArch::X8664,
+        Arch::ScmpArchX32 => ScmpArch::X32,
+        Arch::ScmpArchArm => ScmpArch::Arm,
+        Arch::ScmpArchAarch64 => ScmpArch::Aarch64,
+        Arch::ScmpArchMips => ScmpArch::Mips,
+        Arch::ScmpArchMips64 => ScmpArch::Mips64,
+        Arch::ScmpArchMips64n32 => ScmpArch::Mips64N32,
+        Arch::ScmpArchMipsel => ScmpArch::Mipsel,
+        Arch::ScmpArchMipsel64 => ScmpArch::Mipsel64,
+        Arch::ScmpArchMipsel64n32 => ScmpArch::Mipsel64N32,
+        Arch::ScmpArchPpc => ScmpArch::Ppc,
+        Arch::ScmpArchPpc64 => ScmpArch::Ppc64,
+        Arch::ScmpArchPpc64le => ScmpArch::Ppc64Le,
+        Arch::ScmpArchS390 => ScmpArch::S390,
+        Arch::ScmpArchS390x => ScmpArch::S390X,
+        Arch::ScmpArchRiscv64 => ScmpArch::Riscv64,
+    }
+}
+
+/// Architectures whose syscalls a kernel of the `native` architecture can run (besides `native` itself).
+pub fn compatible_arches(native: ScmpArch) -> &'static [ScmpArch] {
+    match native {
+        ScmpArch::X8664 => &[ScmpArch::X86, ScmpArch::X32],
+        ScmpArch::Aarch64 => &[ScmpArch::Arm],
+        ScmpArch::Mips64 => &[ScmpArch::Mips, ScmpArch::Mips64N32],
+        ScmpArch::Mips64N32 => &[ScmpArch::Mips, ScmpArch::Mips64],
+        ScmpArch::Mipsel64 => &[ScmpArch::Mipsel, ScmpArch::Mipsel64N32],
+        ScmpArch::Mipsel64N32 => &[ScmpArch::Mipsel, ScmpArch::Mipsel64],
+        ScmpArch::Ppc64 => &[ScmpArch::Ppc],
+        ScmpArch::Ppc64Le => &[ScmpArch::Ppc64, ScmpArch::Ppc],
+        ScmpArch::S390X => &[ScmpArch::S390],
+        _ => &[],
+    }
+}
+
+fn compare_op(arg: &LinuxSeccompArg) -> (ScmpCompareOp, u64) {
+    match arg.op() {
+        LinuxSeccompOperator::ScmpCmpNe => (ScmpCompareOp::NotEqual, arg.value()),
+        LinuxSeccompOperator::ScmpCmpLt => (ScmpCompareOp::Less, arg.value()),
+        LinuxSeccompOperator::ScmpCmpLe => (ScmpCompareOp::LessOrEqual, arg.value()),
+        LinuxSeccompOperator::ScmpCmpEq => (ScmpCompareOp::Equal, arg.value()),
+        LinuxSeccompOperator::ScmpCmpGe => (ScmpCompareOp::GreaterEqual, arg.value()),
+        LinuxSeccompOperator::ScmpCmpGt => (ScmpCompareOp::Greater, arg.value()),
+        // OCI (like libseccomp's C API): `value` is the mask, `valueTwo` the datum the masked argument must equal.
+        LinuxSeccompOperator::ScmpCmpMaskedEq => (
+            ScmpCompareOp::MaskedEqual(arg.value()),
+            arg.value_two().unwrap_or(0),
+        ),
+    }
+}
+
+fn conditions(name: &str, args: &[LinuxSeccompArg]) -> Result<Vec<ScmpArgCompare>, SeccompError> {
+    args.iter()
+        .map(|a| {
+            if a.index() >= 6 {
+                return Err(SeccompError::ArgIndex {
+                    syscall: name.to_string(),
+                    index: a.index(),
+                });
+            }
+            let (op, datum) = compare_op(a);
+            // Checked above: the index is below 6.
+            Ok(ScmpArgCompare::new(a.index() as u32, op, datum))
+        })
+        .collect()
+}
+
+fn add_syscall_rule(
+    ctx: &mut ScmpFilterContext,
+    rule: &LinuxSyscall,
+    default: ScmpAction,
+) -> Result<(), SeccompError> {
+    let act = action(rule.action(), rule.errno_ret())?;
+    if act == default {
+        return Ok(());
+    }
+    let args = rule.args().as_deref().unwrap_or(&[]);
+    let mut seen = [0u8; 6];
+    for a in args {
+        if let Some(n) = seen.get_mut(a.index()) {
+            *n += 1;
+        }
+    }
+    let repeated = seen.iter().any(|&n| n > 1);
+    for name in rule.names() {
+        let Ok(sc) = ScmpSyscall::from_name(name) else {
+            log::debug!("seccomp: skipping syscall {name:?} unknown to libseccomp");
+            continue;
+        };
+        let conds = conditions(name, args)?;
+        let what = || format!("adding rule for {name}");
+        if repeated {
+            for c in &conds {
+                ctx.add_rule_conditional(act, sc, std::slice::from_ref(c))
+                    .map_err(lib(what()))?;
+            }
+        } else {
+            ctx.add_rule_conditional(act, sc, &conds)
+                .map_err(lib(what()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Compile `seccomp` into a libseccomp filter context (nothing is loaded yet).
+pub fn compile(seccomp: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError> {
+    let default = action(seccomp.default_action(), seccomp.default_errno_ret())?;
+    let mut ctx = ScmpFilterContext::new(default).map_err(lib("creating the filter"))?;
+    // The caller owns no_new_privs (process.noNewPrivileges): libseccomp must not set it behind its back.
+    ctx.set_ctl_nnp(false)
+        .map_err(lib("clearing the no_new_privs control"))?;
+
+    let native = ScmpArch::native();
+    let compatible = compatible_arches(native);
+    for a in seccomp.architectures().as_deref().unwrap_or(&[]) {
+        let sa = arch(*a);
+        if sa == ScmpArch::Native || sa == native {
+            continue;
+        }
+        if !compatible.contains(&sa) {
+            log::debug!("seccomp: skipping architecture {a} (not runnable on {native:?})");
+            continue;
+        }
+        if !ctx.is_arch_present(sa).unwrap_or(false) {
+            ctx.add_arch(sa)
+                .map_err(lib(format!("adding architecture {a}")))?;
+        }
+    }
+
+    for flag in seccomp.flags().as_deref().unwrap_or(&[]) {
+        match flag {
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => ctx.set_ctl_tsync(true),
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => ctx.set_ctl_log(true),
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => ctx.set_ctl_ssb(true),
+        }
+        .map_err(lib(format!("setting flag {flag}")))?;
+    }
+
+    for rule in seccomp.syscalls().as_deref().unwrap_or(&[]) {
+        add_syscall_rule(&mut ctx, rule, default)?;
+    }
+    Ok(ctx)
+}
+
+/// Compile and load `seccomp` into the calling process. Needs no_new_privs or `CAP_SYS_ADMIN` (module doc).
+pub fn load(seccomp: &LinuxSeccomp) -> Result<(), SeccompError> {
+    compile(seccomp)?.load().map_err(SeccompError::Load)
+}
+
+#[cfg(test)]
+#[path = "seccomp_tests.rs"]
+mod tests;
