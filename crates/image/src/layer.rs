@@ -1,11 +1,540 @@
-//! Layer unpacking (gzip, zstd, plain tar) with overlay2 whiteouts and safe extraction.
+//! Layer unpacking into an overlay2 `diff` directory: gzip, zstd or plain tar (detected by magic bytes),
+//! overlay whiteouts, hard links, symlinks, xattrs, device nodes, fifos, modes, owners and mtimes.
+//!
+//! Extraction is defensive: a layer is untrusted input. Entries whose path would leave the layer root
+//! (`..`, absolute paths, a parent component that is a symlink, hard links to outside or through a
+//! symlink) are refused, as are layers whose unpacked size exceeds a cap (tar bombs). On any error the
+//! partial directory is removed. The compressed digest and the diff-id (sha256 of the uncompressed tar)
+//! are computed in the same single pass.
+
+use crate::digest::{HashReader, TeeReader};
+use std::ffi::{CString, OsStr};
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+/// Default cap on a layer's unpacked size (64 GiB).
+pub const DEFAULT_MAX_LAYER_SIZE: u64 = 64 << 30;
 
 /// Errors unpacking a layer.
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
     #[error("layer: {0}")]
-    Io(#[from] std::io::Error),
+    Io(#[from] io::Error),
+    #[error("layer: refusing entry {path:?}: {reason}")]
+    UnsafeEntry { path: String, reason: &'static str },
+    #[error("layer: unpacked size exceeds the limit of {limit} bytes (entry {path:?})")]
+    TooLarge { path: String, limit: u64 },
+    #[error("layer: {path}: {source}")]
+    Entry { path: String, source: io::Error },
 }
 
-/// Default cap on a layer's unpacked size (64 GiB).
-pub const DEFAULT_MAX_LAYER_SIZE: u64 = 64 << 30;
+/// Compression of a layer stream, detected from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// Sniffs the magic bytes.
+    pub fn detect(head: &[u8]) -> Self {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
+    /// The Docker/OCI media type a blob with this compression is pushed as.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Compression::None => crate::manifest::MEDIA_OCI_LAYER,
+            Compression::Gzip => crate::manifest::MEDIA_DOCKER_LAYER_GZIP,
+            Compression::Zstd => crate::manifest::MEDIA_OCI_LAYER_ZSTD,
+        }
+    }
+}
+
+/// Wraps a possibly compressed stream in the matching decoder.
+pub fn decompress<'a, R: BufRead + 'a>(mut r: R) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+    let c = Compression::detect(r.fill_buf()?);
+    let d: Box<dyn Read + 'a> = match c {
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
+        Compression::Zstd => Box::new(zstd::Decoder::with_buffer(r)?),
+        Compression::None => Box::new(r),
+    };
+    Ok((c, d))
+}
+
+/// Limits for [`unpack`].
+#[derive(Debug, Clone, Copy)]
+pub struct UnpackOptions {
+    /// Refuse the layer when the sum of file sizes exceeds this.
+    pub max_size: u64,
+}
+
+impl Default for UnpackOptions {
+    fn default() -> Self {
+        UnpackOptions {
+            max_size: DEFAULT_MAX_LAYER_SIZE,
+        }
+    }
+}
+
+/// What [`unpack`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpacked {
+    /// sha256 of the stream as given (compressed): the blob digest.
+    pub digest: String,
+    /// Bytes of the stream as given.
+    pub compressed_size: u64,
+    /// sha256 of the uncompressed tar.
+    pub diff_id: String,
+    /// Sum of the unpacked file sizes.
+    pub size: u64,
+    pub compression: Compression,
+}
+
+/// Unpacks the layer stream `input` into `dest` (created; must not exist or be empty), copying the raw
+/// stream into `blob` when given. On error `dest` is removed.
+pub fn unpack(
+    input: &mut dyn Read,
+    dest: &Path,
+    blob: Option<&mut dyn Write>,
+    opts: UnpackOptions,
+) -> Result<Unpacked, LayerError> {
+    fs::create_dir_all(dest)?;
+    let r = unpack_inner(input, dest, blob, opts);
+    if r.is_err() {
+        let _ = fs::remove_dir_all(dest);
+    }
+    r
+}
+
+fn unpack_inner(
+    input: &mut dyn Read,
+    dest: &Path,
+    blob: Option<&mut dyn Write>,
+    opts: UnpackOptions,
+) -> Result<Unpacked, LayerError> {
+    let mut raw = HashReader::new(TeeReader::new(input, blob));
+    let (compression, diff_id, size) = {
+        let (compression, dec) = decompress(BufReader::with_capacity(128 * 1024, &mut raw))?;
+        let mut tarstream = HashReader::new(dec);
+        let size = {
+            let mut ar = tar::Archive::new(&mut tarstream);
+            extract(&mut ar, dest, opts)?
+        };
+        // Hash what follows the end-of-archive marker too: the diff-id covers the whole stream. Bounded,
+        // because trailing garbage is as good a bomb as file data.
+        let trailing = io::copy(
+            &mut (&mut tarstream).take(opts.max_size + 1),
+            &mut io::sink(),
+        )?;
+        if trailing > opts.max_size {
+            return Err(LayerError::TooLarge {
+                path: "<trailing data>".into(),
+                limit: opts.max_size,
+            });
+        }
+        let (diff_id, _, _) = tarstream.finish();
+        (compression, diff_id, size)
+    };
+    raw.drain()?;
+    let (digest, compressed_size, _) = raw.finish();
+    Ok(Unpacked {
+        digest,
+        compressed_size,
+        diff_id,
+        size,
+        compression,
+    })
+}
+
+/// A directory's metadata, applied after its children so their creation does not bump its mtime.
+struct DirMeta {
+    path: PathBuf,
+    mtime: u64,
+}
+
+fn extract<R: Read>(
+    ar: &mut tar::Archive<R>,
+    root: &Path,
+    opts: UnpackOptions,
+) -> Result<u64, LayerError> {
+    let mut total: u64 = 0;
+    let mut dirs: Vec<DirMeta> = Vec::new();
+    for entry in ar.entries()? {
+        let mut entry = entry?;
+        let raw_path = entry.path_bytes().into_owned();
+        let display = String::from_utf8_lossy(&raw_path).into_owned();
+        let rel = match clean_path(&raw_path) {
+            Ok(Some(p)) => p,
+            Ok(None) => continue, // "./" itself: the layer root already exists.
+            Err(reason) => {
+                return Err(LayerError::UnsafeEntry {
+                    path: display,
+                    reason,
+                })
+            }
+        };
+        let size = entry.size();
+        if size > opts.max_size.saturating_sub(total) {
+            return Err(LayerError::TooLarge {
+                path: display,
+                limit: opts.max_size,
+            });
+        }
+        let parent_rel = rel.parent().unwrap_or(Path::new(""));
+        let parent = ensure_parents(root, parent_rel).map_err(|reason| match reason {
+            ParentError::Unsafe(reason) => LayerError::UnsafeEntry {
+                path: display.clone(),
+                reason,
+            },
+            ParentError::Io(source) => LayerError::Entry {
+                path: display.clone(),
+                source,
+            },
+        })?;
+        let name = rel
+            .file_name()
+            .expect("clean_path yields a final component")
+            .to_owned();
+        let name_bytes = name.as_bytes();
+
+        // Whiteouts: overlay2 represents a deleted file as a 0:0 char device and an opaque dir by an xattr.
+        if let Some(wh) = name_bytes.strip_prefix(b".wh.") {
+            let res = if wh == b".wh..opq" {
+                set_xattr(&parent, "trusted.overlay.opaque", b"y")
+            } else if wh.starts_with(b".wh.") {
+                Ok(()) // Other aufs metadata (.wh..wh.plnk, ...) has no overlay meaning.
+            } else {
+                let target = parent.join(OsStr::from_bytes(wh));
+                remove_existing(&target, false)
+                    .and_then(|_| mknod(&target, libc::S_IFCHR | 0o000, 0, 0))
+                    .and_then(|_| lchown(&target, entry.header().uid()?, entry.header().gid()?))
+            };
+            res.map_err(|source| LayerError::Entry {
+                path: display,
+                source,
+            })?;
+            continue;
+        }
+
+        let target = parent.join(&name);
+        let kind = entry.header().entry_type();
+        let res = (|| -> Result<(), EntryErr> {
+            let xattrs = collect_xattrs(&mut entry)?;
+            let hdr = entry.header().clone();
+            let mode = hdr.mode()? & 0o7777;
+            let (uid, gid) = (hdr.uid()?, hdr.gid()?);
+            let mtime = hdr.mtime()?;
+            match kind {
+                tar::EntryType::Directory => {
+                    remove_existing(&target, true)?;
+                    if fs::symlink_metadata(&target).is_err() {
+                        fs::create_dir(&target)?;
+                    }
+                    dirs.push(DirMeta {
+                        path: target.clone(),
+                        mtime,
+                    });
+                }
+                tar::EntryType::Regular
+                | tar::EntryType::Continuous
+                | tar::EntryType::GNUSparse => {
+                    remove_existing(&target, false)?;
+                    let mut f = fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .custom_flags(libc::O_NOFOLLOW)
+                        .mode(0o600)
+                        .open(&target)?;
+                    let n = io::copy(&mut (&mut entry).take(size), &mut f)?;
+                    if n != size {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "truncated file data",
+                        )
+                        .into());
+                    }
+                }
+                tar::EntryType::Symlink => {
+                    let link = entry
+                        .link_name_bytes()
+                        .ok_or_else(|| invalid("symlink without target"))?
+                        .into_owned();
+                    remove_existing(&target, false)?;
+                    std::os::unix::fs::symlink(OsStr::from_bytes(&link), &target)?;
+                }
+                tar::EntryType::Link => {
+                    let link = entry
+                        .link_name_bytes()
+                        .ok_or_else(|| invalid("hard link without target"))?
+                        .into_owned();
+                    let src_rel = match clean_path(&link) {
+                        Ok(Some(p)) => p,
+                        _ => return Err(EntryErr::Unsafe("hard link target outside the layer")),
+                    };
+                    // The link target must resolve inside the layer without passing through a symlink.
+                    let src_parent = check_parents(root, src_rel.parent().unwrap_or(Path::new("")))
+                        .map_err(|_| {
+                            EntryErr::Unsafe("hard link target through a symlink or missing")
+                        })?;
+                    let src = src_parent.join(src_rel.file_name().expect("non-empty"));
+                    if src == target {
+                        return Ok(());
+                    }
+                    remove_existing(&target, false)?;
+                    fs::hard_link(&src, &target)?;
+                    return Ok(()); // A hard link shares the target's inode metadata.
+                }
+                tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                    remove_existing(&target, false)?;
+                    let (fmt, major, minor) = match kind {
+                        tar::EntryType::Char => {
+                            (libc::S_IFCHR, hdr.device_major()?, hdr.device_minor()?)
+                        }
+                        tar::EntryType::Block => {
+                            (libc::S_IFBLK, hdr.device_major()?, hdr.device_minor()?)
+                        }
+                        _ => (libc::S_IFIFO, None, None),
+                    };
+                    mknod(&target, fmt | 0o600, major.unwrap_or(0), minor.unwrap_or(0))?;
+                }
+                other => {
+                    log::warn!("layer: skipping {display:?}: unsupported tar entry type {other:?}");
+                    return Ok(());
+                }
+            }
+            let is_symlink = kind == tar::EntryType::Symlink;
+            // Order matters: chown clears setuid bits and file capabilities, so mode and xattrs come after.
+            lchown(&target, uid, gid)?;
+            if !is_symlink {
+                fs::set_permissions(&target, fs::Permissions::from_mode(mode))?;
+            }
+            for (k, v) in &xattrs {
+                set_xattr(&target, k, v)?;
+            }
+            if kind != tar::EntryType::Directory {
+                set_mtime(&target, mtime)?;
+            }
+            Ok(())
+        })();
+        match res {
+            Ok(()) => {}
+            Err(EntryErr::Unsafe(reason)) => {
+                return Err(LayerError::UnsafeEntry {
+                    path: display,
+                    reason,
+                })
+            }
+            Err(EntryErr::Io(source)) => {
+                return Err(LayerError::Entry {
+                    path: display,
+                    source,
+                })
+            }
+        }
+        if matches!(
+            kind,
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse
+        ) {
+            total += size;
+        }
+    }
+    // Deepest first, so setting a child's mtime does not disturb its parent's.
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
+    for d in dirs {
+        set_mtime(&d.path, d.mtime).map_err(|source| LayerError::Entry {
+            path: d.path.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(total)
+}
+
+fn invalid(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
+}
+
+/// Failure of one entry: an I/O error or a refusal for safety.
+enum EntryErr {
+    Io(io::Error),
+    Unsafe(&'static str),
+}
+
+impl From<io::Error> for EntryErr {
+    fn from(e: io::Error) -> Self {
+        EntryErr::Io(e)
+    }
+}
+
+/// Normalises a tar path to a relative path of normal components. `Ok(None)` is the root itself.
+fn clean_path(raw: &[u8]) -> Result<Option<PathBuf>, &'static str> {
+    if raw.first() == Some(&b'/') {
+        return Err("absolute path");
+    }
+    if raw.contains(&0) {
+        return Err("NUL in path");
+    }
+    let mut out = PathBuf::new();
+    for c in Path::new(OsStr::from_bytes(raw)).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            Component::ParentDir => return Err("path contains '..'"),
+            Component::RootDir | Component::Prefix(_) => return Err("absolute path"),
+        }
+    }
+    Ok((!out.as_os_str().is_empty()).then_some(out))
+}
+
+enum ParentError {
+    Unsafe(&'static str),
+    Io(io::Error),
+}
+
+/// Walks `rel` under `root` component by component, refusing symlinks and non-directories.
+fn check_parents(root: &Path, rel: &Path) -> Result<PathBuf, ParentError> {
+    let mut cur = root.to_path_buf();
+    for c in rel.components() {
+        cur.push(c);
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(ParentError::Unsafe("a parent component is a symlink"))
+            }
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(ParentError::Unsafe("a parent component is not a directory")),
+            Err(e) => return Err(ParentError::Io(e)),
+        }
+    }
+    Ok(cur)
+}
+
+/// Like [`check_parents`] but creates missing directories (0755, root-owned, as docker does).
+fn ensure_parents(root: &Path, rel: &Path) -> Result<PathBuf, ParentError> {
+    let mut cur = root.to_path_buf();
+    for c in rel.components() {
+        cur.push(c);
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(ParentError::Unsafe("a parent component is a symlink"))
+            }
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(ParentError::Unsafe("a parent component is not a directory")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir(&cur).map_err(ParentError::Io)?;
+                fs::set_permissions(&cur, fs::Permissions::from_mode(0o755))
+                    .map_err(ParentError::Io)?;
+            }
+            Err(e) => return Err(ParentError::Io(e)),
+        }
+    }
+    Ok(cur)
+}
+
+/// Removes whatever is at `p` so a new entry can take its place; a directory is kept when the new entry is
+/// one too (tar semantics: later entries update earlier ones).
+fn remove_existing(p: &Path, new_is_dir: bool) -> io::Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() && new_is_dir => Ok(()),
+        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
+        Ok(_) => fs::remove_file(p),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn cpath(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| invalid("NUL in path"))
+}
+
+fn mknod(p: &Path, mode: u32, major: u32, minor: u32) -> io::Result<()> {
+    let c = cpath(p)?;
+    // SAFETY: `c` is a valid NUL-terminated path; mknod does not retain the pointer.
+    let rc = unsafe { libc::mknod(c.as_ptr(), mode, libc::makedev(major, minor)) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn lchown(p: &Path, uid: u64, gid: u64) -> io::Result<()> {
+    let uid = u32::try_from(uid).map_err(|_| invalid("uid out of range"))?;
+    let gid = u32::try_from(gid).map_err(|_| invalid("gid out of range"))?;
+    std::os::unix::fs::lchown(p, Some(uid), Some(gid))
+}
+
+fn set_xattr(p: &Path, name: &str, value: &[u8]) -> io::Result<()> {
+    let c = cpath(p)?;
+    let n = CString::new(name).map_err(|_| invalid("NUL in xattr name"))?;
+    // SAFETY: all pointers are valid for the given lengths for the duration of the call.
+    let rc = unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn set_mtime(p: &Path, mtime: u64) -> io::Result<()> {
+    let c = cpath(p)?;
+    let secs = i64::try_from(mtime).unwrap_or(i64::MAX);
+    let ts = [
+        libc::timespec {
+            tv_sec: secs,
+            tv_nsec: 0,
+        },
+        libc::timespec {
+            tv_sec: secs,
+            tv_nsec: 0,
+        },
+    ];
+    // SAFETY: `c` is NUL-terminated and `ts` points at two timespecs, as utimensat requires.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `SCHILY.xattr.<name>` PAX records of an entry.
+fn collect_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    if let Some(exts) = entry.pax_extensions()? {
+        for ext in exts {
+            let ext = ext?;
+            if let Ok(key) = ext.key() {
+                if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                    out.push((name.to_string(), ext.value_bytes().to_vec()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[path = "layer_tests.rs"]
+mod tests;
