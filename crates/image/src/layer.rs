@@ -217,7 +217,7 @@ fn extract<R: Read>(
             } else {
                 let target = parent.join(OsStr::from_bytes(wh));
                 remove_existing(&target, false)
-                    .and_then(|_| mknod(&target, libc::S_IFCHR | 0o000, 0, 0))
+                    .and_then(|_| mknod(&target, libc::S_IFCHR, 0, 0))
                     .and_then(|_| lchown(&target, entry.header().uid()?, entry.header().gid()?))
             };
             res.map_err(|source| LayerError::Entry {

@@ -90,6 +90,7 @@ pub struct ImageIndex {
 
 /// A parsed manifest document.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Manifest {
     Image(ImageManifest),
     Index(ImageIndex),
