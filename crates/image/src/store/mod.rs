@@ -1,69 +1,245 @@
-//! The content-addressed store under `<data-root>/image/`.
+//! The content-addressed store under `<data-root>/image/`:
+//!
+//! ```text
+//! image/blobs/sha256/<hex>               configs and compressed layer blobs, verified while written
+//! image/images/<hex>.json                one record per image (id = config digest)
+//! image/repositories.json                tag/digest index, docker's format; authoritative for names
+//! image/layers/<chainid-hex>/            diff-id, cache-id, size, parent, blob.json, sources.json
+//! overlay2/<cache-id>/diff               the unpacked layer
+//! tmp/berth-image/                       everything in flight; removed on open
+//! ```
+//!
+//! Every file is written to a temp file, fsynced and renamed into place (then the directory fsynced), and
+//! multi-file objects (layers) become visible by one rename of their metadata dir, so a SIGKILL at any moment
+//! leaves a store that opens cleanly; leftovers are unreferenced and `gc` removes them.
+
+mod blobs;
+mod gc;
+mod images;
+mod layers;
+
+pub use blobs::BlobWriter;
+pub use images::ImageRecord;
+pub use layers::{chain_id, LayerMeta, LayerSource};
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: io::Error },
+    #[error("digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch { expected: String, actual: String },
+    #[error("corrupt store file {path}: {msg}")]
+    Corrupt { path: String, msg: String },
+    #[error("layer {0} is not in the store")]
+    MissingLayer(String),
+    #[error("blob {0} is not in the store")]
+    MissingBlob(String),
 }
 
-use crate::{
-    DiskUsage, GcReport, HistoryItem, Image, ImageInspect, ImageSummary, PruneReport, RemoveEvent,
-    Result,
-};
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+/// Wraps an io error with the path it concerns.
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.display().to_string(), source }
+}
 
-/// The on-disk store.
+/// The on-disk store. Readers read the files directly; writers serialise on an in-process mutex plus an
+/// exclusive `flock` on `image/.lock`, so another process using the same data root cannot interleave.
 #[derive(Debug)]
 pub struct Store {
     root: PathBuf,
+    lock_file: File,
+    write_mutex: Mutex<()>,
+    /// Chain ids, digests and temp paths an operation in progress relies on; gc leaves them alone.
+    pins: Mutex<HashMap<String, usize>>,
 }
 
-fn todo_err() -> crate::Error {
-    crate::Error::InvalidArgument("not implemented yet".into())
+/// Held while writing; releases the flock on drop.
+pub struct WriteGuard<'a> {
+    _m: MutexGuard<'a, ()>,
+    fd: i32,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: fd is the store's lock file, open for the store's lifetime.
+        unsafe { libc::flock(self.fd, libc::LOCK_UN) };
+    }
+}
+
+/// Keeps keys pinned against gc until dropped.
+pub struct Pins<'a> {
+    store: &'a Store,
+    keys: Vec<String>,
+}
+
+impl Drop for Pins<'_> {
+    fn drop(&mut self) {
+        let mut p = self.store.pins.lock().unwrap_or_else(|e| e.into_inner());
+        for k in &self.keys {
+            if let Some(n) = p.get_mut(k) {
+                *n -= 1;
+                if *n == 0 {
+                    p.remove(k);
+                }
+            }
+        }
+    }
+}
+
+/// A path under the store's temp dir, removed on drop unless it was renamed away.
+pub struct TempPath<'a> {
+    pub path: PathBuf,
+    _pin: Pins<'a>,
+}
+
+impl Drop for TempPath<'_> {
+    fn drop(&mut self) {
+        match fs::symlink_metadata(&self.path) {
+            Ok(m) if m.is_dir() => {
+                let _ = fs::remove_dir_all(&self.path);
+            }
+            Ok(_) => {
+                let _ = fs::remove_file(&self.path);
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 impl Store {
-    pub fn open(root: &Path) -> Result<Self> {
-        Ok(Store {
-            root: root.to_path_buf(),
-        })
+    /// Opens the store under `data_root`, creating directories and removing stray temp files.
+    pub fn open(data_root: &Path) -> Result<Self, StoreError> {
+        let root = data_root.to_path_buf();
+        for d in ["image/blobs/sha256", "image/images", "image/layers", "overlay2", "tmp/berth-image"] {
+            let p = root.join(d);
+            fs::create_dir_all(&p).map_err(io_err(&p))?;
+        }
+        let lp = root.join("image/.lock");
+        let lock_file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lp).map_err(io_err(&lp))?;
+        let s = Store { root, lock_file, write_mutex: Mutex::new(()), pins: Mutex::new(HashMap::new()) };
+        {
+            // Under the write lock, so a concurrent writer in another process keeps its temp files.
+            let _g = s.write_lock()?;
+            let tmp = s.tmp_root();
+            for e in fs::read_dir(&tmp).map_err(io_err(&tmp))?.flatten() {
+                let _ = remove_any(&e.path());
+            }
+        }
+        Ok(s)
     }
+
+    /// The data root.
     pub fn root(&self) -> &Path {
         &self.root
     }
-    pub fn resolve(&self, _r: &str) -> Result<Image> {
-        Err(todo_err())
+
+    pub(crate) fn image_dir(&self) -> PathBuf {
+        self.root.join("image")
     }
-    pub fn list(&self) -> Result<Vec<ImageSummary>> {
-        Ok(vec![])
+
+    pub(crate) fn tmp_root(&self) -> PathBuf {
+        self.root.join("tmp/berth-image")
     }
-    pub fn inspect(&self, _r: &str) -> Result<ImageInspect> {
-        Err(todo_err())
+
+    /// Takes the store-wide write lock.
+    pub fn write_lock(&self) -> Result<WriteGuard<'_>, StoreError> {
+        let m = self.write_mutex.lock().unwrap_or_else(|e| e.into_inner());
+        let fd = self.lock_file.as_raw_fd();
+        loop {
+            // SAFETY: fd is a valid open file for the store's lifetime.
+            let rc = unsafe { libc::flock(fd, libc::LOCK_EX) };
+            if rc == 0 {
+                break;
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(io_err(&self.image_dir().join(".lock"))(e));
+            }
+        }
+        Ok(WriteGuard { _m: m, fd })
     }
-    pub fn history(&self, _r: &str) -> Result<Vec<HistoryItem>> {
-        Err(todo_err())
+
+    /// Pins keys (chain ids, digests) so gc keeps them while an operation is in flight.
+    pub fn pin<I: IntoIterator<Item = String>>(&self, keys: I) -> Pins<'_> {
+        let keys: Vec<String> = keys.into_iter().collect();
+        let mut p = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        for k in &keys {
+            *p.entry(k.clone()).or_insert(0) += 1;
+        }
+        Pins { store: self, keys }
     }
-    pub fn tag(&self, _s: &str, _t: &str) -> Result<()> {
-        Err(todo_err())
+
+    pub(crate) fn pinned(&self) -> HashSet<String> {
+        self.pins.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
     }
-    pub fn remove(&self, _r: &str, _f: bool) -> Result<Vec<RemoveEvent>> {
-        Err(todo_err())
+
+    /// A fresh temp path (not created) under the store's temp dir, pinned against gc.
+    pub fn temp_path(&self, prefix: &str) -> TempPath<'_> {
+        let path = self.tmp_root().join(format!("{prefix}-{}", random_hex(12)));
+        let pin = self.pin([path.display().to_string()]);
+        TempPath { path, _pin: pin }
     }
-    pub fn layer_dirs(&self, _r: &str) -> Result<Vec<PathBuf>> {
-        Err(todo_err())
+
+    /// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync of the directory.
+    pub(crate) fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        let tmp = self.temp_path("file");
+        let mut f = File::create(&tmp.path).map_err(io_err(&tmp.path))?;
+        f.write_all(bytes).map_err(io_err(&tmp.path))?;
+        f.sync_all().map_err(io_err(&tmp.path))?;
+        drop(f);
+        fs::rename(&tmp.path, path).map_err(io_err(path))?;
+        fsync_dir(path.parent().expect("store paths have parents"))
     }
-    pub fn prune(&self, _d: bool, _u: &HashSet<String>) -> Result<PruneReport> {
-        Err(todo_err())
+}
+
+/// fsyncs a directory so a rename into it is durable.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+}
+
+pub(crate) fn remove_any(p: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
+        Ok(_) => fs::remove_file(p),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
-    pub fn gc(&self) -> Result<GcReport> {
-        Err(todo_err())
+}
+
+/// `n` random bytes as hex.
+pub fn random_hex(n: usize) -> String {
+    use rand::RngCore;
+    let mut b = vec![0u8; n];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// Current time in docker's RFC 3339 nanosecond format.
+pub(crate) fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Recursive size of a directory tree (regular files' lengths), not following symlinks.
+pub(crate) fn dir_size(p: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else { continue };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.is_file() {
+                total += m.len();
+            }
+        }
     }
-    pub fn disk_usage(&self) -> Result<DiskUsage> {
-        Err(todo_err())
-    }
+    total
 }

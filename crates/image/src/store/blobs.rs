@@ -1,0 +1,107 @@
+//! Blobs: `image/blobs/sha256/<hex>`, streamed to a temp file, hashed, fsynced and renamed into place only
+//! when the digest matches.
+
+use super::{fsync_dir, io_err, Store, StoreError, TempPath};
+use crate::digest::{hex_part, HashWriter};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::PathBuf;
+
+/// A blob being written. Dropping it without [`BlobWriter::commit`] removes the temp file.
+pub struct BlobWriter<'a> {
+    store: &'a Store,
+    tmp: TempPath<'a>,
+    w: HashWriter<BufWriter<File>>,
+}
+
+impl Write for BlobWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.w.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
+impl<'a> BlobWriter<'a> {
+    /// Verifies the digest (when `expected` is given) and moves the blob into the store.
+    /// Returns the digest and size. On mismatch nothing is left behind.
+    pub fn commit(self, expected: Option<&str>) -> Result<(String, u64), StoreError> {
+        let BlobWriter { store, tmp, w } = self;
+        let (digest, size, bw) = w.finish();
+        if let Some(e) = expected {
+            if e != digest {
+                return Err(StoreError::DigestMismatch { expected: e.into(), actual: digest });
+            }
+        }
+        let f = bw.into_inner().map_err(|e| io_err(&tmp.path)(e.into_error()))?;
+        f.sync_all().map_err(io_err(&tmp.path))?;
+        drop(f);
+        let dst = store.blob_path(&digest)?;
+        if !dst.exists() {
+            fs::rename(&tmp.path, &dst).map_err(io_err(&dst))?;
+            fsync_dir(dst.parent().expect("blob dir"))?;
+        }
+        Ok((digest, size))
+    }
+
+    /// Digest of what was written so far is only known at commit; this gives the temp path for readers.
+    pub fn temp_path(&self) -> &std::path::Path {
+        &self.tmp.path
+    }
+}
+
+impl Store {
+    /// Path of a blob by digest (which must be `sha256:<64 hex>`).
+    pub fn blob_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
+        let h = hex_part(digest)
+            .ok_or_else(|| StoreError::Corrupt { path: digest.into(), msg: "not a sha256 digest".into() })?;
+        Ok(self.image_dir().join("blobs/sha256").join(h))
+    }
+
+    pub fn has_blob(&self, digest: &str) -> bool {
+        self.blob_path(digest).map(|p| p.is_file()).unwrap_or(false)
+    }
+
+    /// Opens a stored blob for reading.
+    pub fn open_blob(&self, digest: &str) -> Result<File, StoreError> {
+        let p = self.blob_path(digest)?;
+        File::open(&p).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StoreError::MissingBlob(digest.into())
+            } else {
+                io_err(&p)(e)
+            }
+        })
+    }
+
+    pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>, StoreError> {
+        let mut v = Vec::new();
+        let p = self.blob_path(digest)?;
+        self.open_blob(digest)?.read_to_end(&mut v).map_err(io_err(&p))?;
+        Ok(v)
+    }
+
+    /// Starts writing a blob.
+    pub fn blob_writer(&self) -> Result<BlobWriter<'_>, StoreError> {
+        let tmp = self.temp_path("blob");
+        let f = File::create(&tmp.path).map_err(io_err(&tmp.path))?;
+        Ok(BlobWriter { store: self, w: HashWriter::new(BufWriter::with_capacity(256 * 1024, f)), tmp })
+    }
+
+    /// Streams `r` into the store, refusing it when `expected` does not match.
+    pub fn put_blob(&self, r: &mut dyn Read, expected: Option<&str>) -> Result<(String, u64), StoreError> {
+        let mut w = self.blob_writer()?;
+        let p = w.temp_path().to_path_buf();
+        io::copy(r, &mut w).map_err(io_err(&p))?;
+        w.commit(expected)
+    }
+
+    pub fn put_blob_bytes(&self, b: &[u8]) -> Result<String, StoreError> {
+        let d = crate::digest::sha256_bytes(b);
+        if self.has_blob(&d) {
+            return Ok(d);
+        }
+        self.put_blob(&mut &b[..], Some(&d)).map(|(d, _)| d)
+    }
+}

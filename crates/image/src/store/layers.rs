@@ -1,0 +1,245 @@
+//! Layers: unpacked into `overlay2/<cache-id>/diff`, described by `image/layers/<chainid-hex>/`, keyed by
+//! chain id and shared by every image that has the same layer stack below.
+
+use super::{fsync_dir, io_err, random_hex, remove_any, Store, StoreError};
+use crate::digest::hex_part;
+use crate::layer::{self, Compression, UnpackOptions};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// Marker file inside `overlay2/<cache-id>/` saying the dir is an image layer this crate owns (the storage
+/// crate keeps container layers in `overlay2/` too; gc must never touch those).
+pub(crate) const LAYER_MARKER: &str = "berth-image-layer";
+
+/// Where a layer's compressed blob is known to live on a registry (docker's v2metadata), for push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerSource {
+    /// Full repository name: `127.0.0.1:5000/team/app`.
+    pub repository: String,
+    pub digest: String,
+}
+
+/// The compressed blob kept for a layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    pub digest: String,
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// A layer's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerMeta {
+    pub chain_id: String,
+    pub diff_id: String,
+    pub cache_id: String,
+    pub size: u64,
+    pub parent: Option<String>,
+    pub blob: Option<BlobRef>,
+    pub sources: Vec<LayerSource>,
+}
+
+/// chain id per the OCI spec: `ChainID(L0) = DiffID(L0)`, `ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))`.
+pub fn chain_id(parent: Option<&str>, diff_id: &str) -> String {
+    match parent {
+        None => diff_id.to_string(),
+        Some(p) => crate::digest::sha256_bytes(format!("{p} {diff_id}").as_bytes()),
+    }
+}
+
+/// Chain ids for a list of diff ids, lowest first.
+pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let c = chain_id(out.last().map(String::as_str), d);
+        out.push(c);
+    }
+    out
+}
+
+/// What to check while creating a layer.
+#[derive(Debug, Clone, Default)]
+pub struct LayerSpec<'a> {
+    pub parent: Option<&'a str>,
+    /// Compressed digest the stream must have.
+    pub digest: Option<&'a str>,
+    /// Diff id the uncompressed tar must have.
+    pub diff_id: Option<&'a str>,
+    /// Where this blob came from, recorded for cross-repository mounts on push.
+    pub source: Option<LayerSource>,
+}
+
+impl Store {
+    fn layer_meta_dir(&self, chain: &str) -> Result<PathBuf, StoreError> {
+        let h = hex_part(chain)
+            .ok_or_else(|| StoreError::Corrupt { path: chain.into(), msg: "not a sha256 chain id".into() })?;
+        Ok(self.image_dir().join("layers").join(h))
+    }
+
+    pub fn has_layer(&self, chain: &str) -> bool {
+        self.layer_meta_dir(chain).map(|d| d.join("cache-id").is_file()).unwrap_or(false)
+    }
+
+    /// Reads a layer's metadata.
+    pub fn layer(&self, chain: &str) -> Result<LayerMeta, StoreError> {
+        let d = self.layer_meta_dir(chain)?;
+        if !d.is_dir() {
+            return Err(StoreError::MissingLayer(chain.into()));
+        }
+        let read = |n: &str| -> Result<Option<String>, StoreError> {
+            let p = d.join(n);
+            match fs::read_to_string(&p) {
+                Ok(s) => Ok(Some(s.trim().to_string())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io_err(&p)(e)),
+            }
+        };
+        let corrupt = |m: &str| StoreError::Corrupt { path: d.display().to_string(), msg: m.into() };
+        let diff_id = read("diff-id")?.ok_or_else(|| corrupt("missing diff-id"))?;
+        let cache_id = read("cache-id")?.ok_or_else(|| corrupt("missing cache-id"))?;
+        let size = read("size")?.and_then(|s| s.parse().ok()).unwrap_or(0);
+        let parent = read("parent")?.filter(|p| !p.is_empty());
+        let blob = read("blob.json")?.and_then(|s| serde_json::from_str(&s).ok());
+        let sources = read("sources.json")?.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+        Ok(LayerMeta { chain_id: chain.into(), diff_id, cache_id, size, parent, blob, sources })
+    }
+
+    /// All layers' chain ids.
+    pub fn layer_chain_ids(&self) -> Vec<String> {
+        let d = self.image_dir().join("layers");
+        let Ok(rd) = fs::read_dir(&d) else { return vec![] };
+        rd.flatten()
+            .filter_map(|e| e.file_name().to_str().map(|n| format!("sha256:{n}")))
+            .filter(|c| hex_part(c).is_some())
+            .collect()
+    }
+
+    /// The unpacked `diff` dir of a layer.
+    pub fn layer_diff_dir(&self, chain: &str) -> Result<PathBuf, StoreError> {
+        let m = self.layer(chain)?;
+        Ok(self.root.join("overlay2").join(&m.cache_id).join("diff"))
+    }
+
+    /// Unpacks a layer stream and records it; when the chain id already exists the new copy is discarded.
+    pub fn create_layer(
+        &self,
+        input: &mut dyn Read,
+        spec: LayerSpec<'_>,
+        opts: UnpackOptions,
+    ) -> Result<LayerMeta, crate::Error> {
+        let work = self.temp_path("layer");
+        fs::create_dir(&work.path).map_err(io_err(&work.path))?;
+        let mut blob = self.blob_writer()?;
+        let unpacked = layer::unpack(input, &work.path.join("diff"), Some(&mut blob), opts)?;
+        if let Some(d) = spec.digest {
+            if d != unpacked.digest {
+                return Err(StoreError::DigestMismatch { expected: d.into(), actual: unpacked.digest }.into());
+            }
+        }
+        if let Some(d) = spec.diff_id {
+            if d != unpacked.diff_id {
+                return Err(StoreError::DigestMismatch { expected: d.into(), actual: unpacked.diff_id }.into());
+            }
+        }
+        let chain = chain_id(spec.parent, &unpacked.diff_id);
+        let _pin = self.pin([chain.clone(), unpacked.digest.clone()]);
+        // Make the unpacked files durable before they become visible (SIGKILL is harmless, power loss is not).
+        syncfs(&work.path)?;
+        let (blob_digest, blob_size) = blob.commit(Some(&unpacked.digest))?;
+        let _g = self.write_lock()?;
+        if self.has_layer(&chain) {
+            if let Some(s) = spec.source {
+                self.add_layer_source(&chain, s)?;
+            }
+            return Ok(self.layer(&chain)?);
+        }
+        let cache_id = random_hex(32);
+        fs::write(work.path.join(LAYER_MARKER), chain.as_bytes()).map_err(io_err(&work.path))?;
+        let ov = self.root.join("overlay2").join(&cache_id);
+        fs::rename(&work.path, &ov).map_err(io_err(&ov))?;
+        fsync_dir(&self.root.join("overlay2"))?;
+        let media_type = match unpacked.compression {
+            Compression::None => crate::manifest::MEDIA_OCI_LAYER,
+            c => c.media_type(),
+        };
+        let meta = LayerMeta {
+            chain_id: chain.clone(),
+            diff_id: unpacked.diff_id,
+            cache_id,
+            size: unpacked.size,
+            parent: spec.parent.map(str::to_string),
+            blob: Some(BlobRef { digest: blob_digest, media_type: media_type.into(), size: blob_size }),
+            sources: spec.source.into_iter().collect(),
+        };
+        self.write_layer_meta(&meta)?;
+        Ok(meta)
+    }
+
+    /// Writes a layer's metadata dir in the temp area and renames it into place: the commit point.
+    fn write_layer_meta(&self, m: &LayerMeta) -> Result<(), StoreError> {
+        let tmp = self.temp_path("layermeta");
+        fs::create_dir(&tmp.path).map_err(io_err(&tmp.path))?;
+        let mut files = vec![
+            ("diff-id", m.diff_id.clone()),
+            ("cache-id", m.cache_id.clone()),
+            ("size", m.size.to_string()),
+            ("parent", m.parent.clone().unwrap_or_default()),
+            ("sources.json", serde_json::to_string(&m.sources).expect("serialisable")),
+        ];
+        if let Some(b) = &m.blob {
+            files.push(("blob.json", serde_json::to_string(b).expect("serialisable")));
+        }
+        for (n, v) in files {
+            let p = tmp.path.join(n);
+            let f = fs::File::create(&p).map_err(io_err(&p))?;
+            io::Write::write_all(&mut &f, v.as_bytes()).map_err(io_err(&p))?;
+            f.sync_all().map_err(io_err(&p))?;
+        }
+        fsync_dir(&tmp.path)?;
+        let dst = self.layer_meta_dir(&m.chain_id)?;
+        fs::rename(&tmp.path, &dst).map_err(io_err(&dst))?;
+        fsync_dir(dst.parent().expect("layers dir"))
+    }
+
+    /// Records that the layer's blob is also available at `src` (atomic rewrite of sources.json).
+    pub fn add_layer_source(&self, chain: &str, src: LayerSource) -> Result<(), StoreError> {
+        let mut m = self.layer(chain)?;
+        if m.sources.contains(&src) {
+            return Ok(());
+        }
+        m.sources.push(src);
+        let p = self.layer_meta_dir(chain)?.join("sources.json");
+        self.write_atomic(&p, serde_json::to_string(&m.sources).expect("serialisable").as_bytes())
+    }
+
+    /// Replaces the layer's kept blob (after compressing an uncompressed one for push).
+    pub fn set_layer_blob(&self, chain: &str, blob: BlobRef) -> Result<(), StoreError> {
+        let p = self.layer_meta_dir(chain)?.join("blob.json");
+        self.write_atomic(&p, serde_json::to_string(&blob).expect("serialisable").as_bytes())
+    }
+
+    /// Removes one layer: metadata first (the commit point), then the unpacked dir.
+    pub(crate) fn delete_layer(&self, chain: &str) -> Result<u64, StoreError> {
+        let m = self.layer(chain)?;
+        let d = self.layer_meta_dir(chain)?;
+        let tmp = self.temp_path("rmlayer");
+        fs::rename(&d, &tmp.path).map_err(io_err(&d))?;
+        fsync_dir(d.parent().expect("layers dir"))?;
+        let ov = self.root.join("overlay2").join(&m.cache_id);
+        remove_any(&ov).map_err(io_err(&ov))?;
+        Ok(m.size)
+    }
+}
+
+fn syncfs(p: &Path) -> Result<(), StoreError> {
+    let f = fs::File::open(p).map_err(io_err(p))?;
+    // SAFETY: f is an open fd for the duration of the call.
+    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+        return Err(io_err(p)(io::Error::last_os_error()));
+    }
+    Ok(())
+}
