@@ -23,7 +23,7 @@ mod v2;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-pub use devices::DeviceError;
+pub use devices::{attached_count as bpf_device_programs, DeviceError};
 pub use fsutil::FsError;
 pub use mountinfo::{parse_mountinfo, parse_proc_cgroup, MountEntry, MountInfoError, ProcCgroup};
 pub use paths::{resolve_cgroups_path, systemd_to_path, PathError};
