@@ -257,7 +257,7 @@ fn has_freezer(cg: &Cgroup) -> bool {
 }
 
 pub fn kill_all(cg: &Cgroup, signal: i32) -> Result<()> {
-    let sig = Signal::try_from(signal).map_err(|source| CgroupError::Signal { pid: 0, source })?;
+    let sig = Signal::try_from(signal).map_err(|_| CgroupError::InvalidSignal(signal))?;
     // cgroup.kill kills the whole subtree atomically, forks included. On a hybrid host the
     // processes are in the unified tree too (add_process joins every hierarchy).
     if sig == Signal::SIGKILL {

@@ -88,8 +88,12 @@ impl Hierarchy {
 /// Errors of the public API.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
+    /// Not returned by [`Cgroup::new`] today (systemd-style paths are mapped to cgroupfs paths);
+    /// kept so callers can match on it if a systemd driver ever refuses a path.
     #[error("systemd cgroup path {0:?} is not supported: berth manages cgroupfs directly (use a path like /berth/<id>)")]
     SystemdNotSupported(String),
+    #[error("invalid signal number {0}")]
+    InvalidSignal(i32),
     #[error("no cgroup hierarchies are mounted (looked in /proc/self/mountinfo)")]
     NoHierarchies,
     #[error("cgroup controller {0} is not available on this host")]

@@ -243,3 +243,175 @@ pub fn oom_kills(dir: &Path) -> Result<u64, V2Error> {
         .and_then(|s| fsutil::flat_get(&s, "oom_kill"))
         .unwrap_or(0))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The v2 file-writing logic against a plain directory standing in for a cgroup2 dir (this
+    //! hybrid host cannot mount a v2 hierarchy with controllers while v1 uses them).
+    use crate::{Cgroup, Hierarchy, Layout, Version};
+    use oci_spec::runtime::*;
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    const FILES: &[&str] = &[
+        "memory.max",
+        "memory.low",
+        "memory.swap.max",
+        "cpu.weight",
+        "cpu.max",
+        "cpu.max.burst",
+        "cpu.idle",
+        "cpuset.cpus",
+        "cpuset.mems",
+        "pids.max",
+        "io.weight",
+        "io.max",
+        "hugetlb.2MB.max",
+        "memory.high",
+        "cgroup.procs",
+    ];
+
+    fn fake(controllers: &str) -> (tempfile::TempDir, Cgroup) {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("berth/x");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cgroup.controllers"), controllers).unwrap();
+        for f in FILES {
+            std::fs::write(dir.join(f), "").unwrap();
+        }
+        let h = Hierarchy {
+            version: Version::V2,
+            controllers: controllers.split_whitespace().map(String::from).collect(),
+            mount_point: t.path().to_path_buf(),
+            cgroup_path: "/berth/x".into(),
+            dir,
+        };
+        (t, Cgroup::from_hierarchies(Layout::V2, "/berth/x", vec![h]))
+    }
+
+    fn get(cg: &Cgroup, f: &str) -> String {
+        std::fs::read_to_string(cg.unified_dir().unwrap().join(f)).unwrap()
+    }
+
+    fn resources() -> LinuxResources {
+        LinuxResourcesBuilder::default()
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(100i64 << 20)
+                    .swap(300i64 << 20)
+                    .reservation(50i64 << 20)
+                    .build()
+                    .unwrap(),
+            )
+            .cpu(
+                LinuxCpuBuilder::default()
+                    .shares(1024u64)
+                    .quota(20_000i64)
+                    .period(100_000u64)
+                    .cpus("0-1")
+                    .mems("0")
+                    .build()
+                    .unwrap(),
+            )
+            .pids(LinuxPidsBuilder::default().limit(-1).build().unwrap())
+            .block_io(
+                LinuxBlockIoBuilder::default()
+                    .weight(500u16)
+                    .build()
+                    .unwrap(),
+            )
+            .hugepage_limits(vec![LinuxHugepageLimitBuilder::default()
+                .page_size("2MB")
+                .limit(2i64 << 20)
+                .build()
+                .unwrap()])
+            .unified(HashMap::from([(
+                "memory.high".to_string(),
+                "90000000".to_string(),
+            )]))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn writes_converted_values() {
+        let (_t, cg) = fake("cpuset cpu io memory hugetlb pids");
+        cg.apply(&resources()).unwrap();
+        assert_eq!(get(&cg, "memory.max"), (100u64 << 20).to_string());
+        assert_eq!(get(&cg, "memory.swap.max"), (200u64 << 20).to_string());
+        assert_eq!(get(&cg, "memory.low"), (50u64 << 20).to_string());
+        assert_eq!(get(&cg, "cpu.weight"), "100");
+        assert_eq!(get(&cg, "cpu.max"), "20000 100000");
+        assert_eq!(get(&cg, "cpuset.cpus"), "0-1");
+        assert_eq!(get(&cg, "pids.max"), "max");
+        assert_eq!(
+            get(&cg, "io.weight"),
+            crate::blkio_weight_to_io_weight(500).to_string()
+        );
+        assert_eq!(get(&cg, "hugetlb.2MB.max"), (2u64 << 20).to_string());
+        assert_eq!(get(&cg, "memory.high"), "90000000");
+    }
+
+    #[test]
+    fn absent_controllers_are_skipped() {
+        let (_t, cg) = fake("cpu");
+        let mut r = resources();
+        r.set_unified(None);
+        cg.apply(&r).unwrap();
+        assert_eq!(get(&cg, "memory.max"), "");
+        assert_eq!(get(&cg, "pids.max"), "");
+        assert_eq!(get(&cg, "cpu.max"), "20000 100000");
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_names() {
+        let (_t, cg) = fake("memory");
+        let r = LinuxResourcesBuilder::default()
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(100i64)
+                    .swap(50i64)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        assert!(cg
+            .apply(&r)
+            .unwrap_err()
+            .to_string()
+            .contains("memory+swap"));
+        let r = LinuxResourcesBuilder::default()
+            .unified(HashMap::from([(
+                "../../etc/passwd".to_string(),
+                "x".to_string(),
+            )]))
+            .build()
+            .unwrap();
+        assert!(cg.apply(&r).is_err());
+        let r = LinuxResourcesBuilder::default()
+            .unified(HashMap::from([(
+                "memory.nonexistent".to_string(),
+                "1".to_string(),
+            )]))
+            .build()
+            .unwrap();
+        let e = cg.apply(&r).unwrap_err().to_string();
+        assert!(e.contains("memory.nonexistent"), "{e}");
+    }
+
+    #[test]
+    fn create_enables_controllers_in_ancestors() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("cgroup.controllers"), "memory").unwrap();
+        std::fs::write(t.path().join("cgroup.subtree_control"), "").unwrap();
+        let dir = t.path().join("a/b");
+        super::create(t.path(), &dir).unwrap();
+        assert!(dir.is_dir());
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("cgroup.subtree_control")).unwrap(),
+            "+memory"
+        );
+        assert!(super::create(Path::new("/elsewhere"), &dir).is_err());
+    }
+}

@@ -79,6 +79,18 @@ impl Guard {
         stdin.flush().unwrap();
     }
 
+    /// Reads one line of child `i`'s stdout (byte by byte, so nothing is buffered away from
+    /// [`Guard::wait`]).
+    pub fn read_line(&mut self, i: usize) -> String {
+        let out = self.children[i].stdout.as_mut().expect("stdout");
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while out.read(&mut b).expect("read child stdout") == 1 && b[0] != b'\n' {
+            line.push(b[0]);
+        }
+        String::from_utf8_lossy(&line).into_owned()
+    }
+
     /// Waits for child `i` and returns its status, stdout and stderr.
     pub fn wait(&mut self, i: usize) -> (ExitStatus, String, String) {
         let c = &mut self.children[i];
