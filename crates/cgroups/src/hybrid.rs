@@ -258,23 +258,34 @@ fn has_freezer(cg: &Cgroup) -> bool {
 
 pub fn kill_all(cg: &Cgroup, signal: i32) -> Result<()> {
     let sig = Signal::try_from(signal).map_err(|_| CgroupError::InvalidSignal(signal))?;
+    let freezer = has_freezer(cg);
+    let was_frozen = freezer && is_frozen(cg).unwrap_or(false);
     // cgroup.kill kills the whole subtree atomically, forks included. On a hybrid host the
     // processes are in the unified tree too (add_process joins every hierarchy).
     if sig == Signal::SIGKILL {
         if let Some(d) = cg.unified_dir() {
             if d.exists() && v2::kill(d)? {
+                // A task frozen by the v1 freezer only dies once thawed (v2 frozen tasks die
+                // right away); a killed container must not stay paused.
+                if was_frozen {
+                    freeze(cg, false)?;
+                }
                 return Ok(());
             }
         }
     }
-    let freezer = has_freezer(cg);
-    if freezer {
+    if freezer && !was_frozen {
         freeze(cg, true)?;
     }
     let res = signal_each(cg, sig);
     // Thaw even when signalling failed: a frozen container that cannot be thawed is worse. A
-    // SIGKILLed frozen task dies as soon as it is thawed.
-    let thaw = if freezer { freeze(cg, false) } else { Ok(()) };
+    // paused container stays paused for catchable signals (they are delivered on unpause), but
+    // SIGKILL must take effect, so it is thawed then.
+    let thaw = if freezer && (!was_frozen || sig == Signal::SIGKILL) {
+        freeze(cg, false)
+    } else {
+        Ok(())
+    };
     res.and(thaw)
 }
 

@@ -245,3 +245,31 @@ impl Cgroup {
             .map(|h| h.dir.as_path())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_json_round_trip() {
+        let cg = Cgroup::from_hierarchies(
+            Layout::Hybrid,
+            "/berth/x",
+            vec![Hierarchy {
+                version: Version::V1,
+                controllers: vec!["cpu".into(), "cpuacct".into()],
+                mount_point: "/sys/fs/cgroup/cpu,cpuacct".into(),
+                cgroup_path: "/berth/x".into(),
+                dir: "/sys/fs/cgroup/cpu,cpuacct/berth/x".into(),
+            }],
+        );
+        let back: Cgroup = serde_json::from_str(&serde_json::to_string(&cg).unwrap()).unwrap();
+        assert_eq!(back, cg);
+        assert_eq!(
+            back.v1_dir("cpuacct"),
+            Some(Path::new("/sys/fs/cgroup/cpu,cpuacct/berth/x"))
+        );
+        assert_eq!(back.paths()[0].mount_name(), "cpu,cpuacct");
+        assert!(back.unified_dir().is_none());
+    }
+}

@@ -161,6 +161,14 @@ fn freeze_and_thaw() {
     let (status, _, _) = g.wait(i);
     assert_eq!(status.signal(), Some(libc::SIGTERM));
     assert!(!g.cg.is_frozen().unwrap());
+
+    // SIGKILL to a paused container kills it (and leaves the cgroup thawed).
+    let j = g.spawn("exec $B sleep 100");
+    g.go(j);
+    g.cg.freeze().unwrap();
+    g.cg.kill_all(libc::SIGKILL).unwrap();
+    assert_eq!(g.wait(j).0.signal(), Some(libc::SIGKILL));
+    assert!(!g.cg.is_frozen().unwrap());
 }
 
 #[test]

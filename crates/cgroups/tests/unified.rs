@@ -72,9 +72,10 @@ fn v2_procs_freeze_kill_destroy() {
     assert_eq!(g.wait(i).0.signal(), Some(libc::SIGTERM));
     assert!(!g.cg.is_frozen().unwrap());
 
-    // SIGKILL: cgroup.kill when the kernel has it.
+    // SIGKILL: cgroup.kill when the kernel has it, also while frozen.
     let j = g.spawn("exec $B sleep 100");
     g.go(j);
+    g.cg.freeze().unwrap();
     g.cg.kill_all(libc::SIGKILL).unwrap();
     assert_eq!(g.wait(j).0.signal(), Some(libc::SIGKILL));
     assert!(wait_until(Duration::from_secs(10), || g
