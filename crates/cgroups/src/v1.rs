@@ -133,10 +133,12 @@ pub fn apply_cpuset(dir: &Path, c: &LinuxCpu) -> Result<(), V1Error> {
 /// blkio weights and throttles. The weight goes to `blkio.weight` (CFQ) or, on kernels with only
 /// BFQ, `blkio.bfq.weight`.
 pub fn apply_blkio(dir: &Path, b: &LinuxBlockIo) -> Result<(), V1Error> {
-    let weight_file = if dir.join("blkio.weight").exists() {
-        "blkio.weight"
+    // CFQ files when present (older kernels), else BFQ's; per-device weights have their own
+    // file under BFQ.
+    let (weight_file, weight_device_file) = if dir.join("blkio.weight").exists() {
+        ("blkio.weight", "blkio.weight_device")
     } else {
-        "blkio.bfq.weight"
+        ("blkio.bfq.weight", "blkio.bfq.weight_device")
     };
     if let Some(w) = b.weight().filter(|&w| w != 0) {
         fsutil::write(dir, weight_file, &w.to_string())?;
@@ -148,7 +150,7 @@ pub fn apply_blkio(dir: &Path, b: &LinuxBlockIo) -> Result<(), V1Error> {
         if let Some(w) = wd.weight() {
             fsutil::write(
                 dir,
-                weight_file,
+                weight_device_file,
                 &format!("{}:{} {}", wd.major(), wd.minor(), w),
             )?;
         }

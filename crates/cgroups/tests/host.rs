@@ -5,8 +5,9 @@ mod common;
 use berth_cgroups::{detect, Cgroup, Layout, Version};
 use common::{prerequisites, read, unique_path, wait_until, Guard};
 use oci_spec::runtime::{
-    LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxHugepageLimitBuilder,
-    LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder,
+    LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType,
+    LinuxHugepageLimitBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder,
+    LinuxThrottleDeviceBuilder,
 };
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -347,4 +348,95 @@ fn hierarchies_resolve_relative_to_own_cgroup() {
     let abs = Cgroup::new("", "abc").unwrap();
     assert!(abs.paths().iter().all(|h| h.cgroup_path == "/berth/abc"));
     assert!(abs.paths().iter().all(|h| h.dir.ends_with("berth/abc")));
+}
+
+#[test]
+fn memory_updates_keep_memsw_ordering() {
+    if !prerequisites("memory_update") {
+        return;
+    }
+    let g = new_guard();
+    let Some(d) = g.cg.v1_dir("memory").map(Path::to_path_buf) else {
+        eprintln!("SKIP memory_update: no v1 memory controller");
+        return;
+    };
+    if !d.join("memory.memsw.limit_in_bytes").exists() {
+        eprintln!("SKIP memory_update: no swap accounting (memory.memsw.*)");
+        return;
+    }
+    let apply = |limit: i64, swap: i64| {
+        let res = LinuxResourcesBuilder::default()
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(limit)
+                    .swap(swap)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        g.cg.apply(&res).unwrap();
+        assert_eq!(read(&d, "memory.limit_in_bytes"), limit.to_string());
+        assert_eq!(read(&d, "memory.memsw.limit_in_bytes"), swap.to_string());
+    };
+    apply(64 << 20, 128 << 20);
+    // Shrinking: the memory limit must go first (memsw may not drop below it).
+    apply(32 << 20, 48 << 20);
+    // Growing past the old memsw: memsw must go first.
+    apply(256 << 20, 512 << 20);
+}
+
+#[test]
+fn blkio_weight_and_throttle() {
+    if !prerequisites("blkio") {
+        return;
+    }
+    let g = new_guard();
+    let Some(d) = g.cg.v1_dir("blkio").map(Path::to_path_buf) else {
+        eprintln!("SKIP blkio: no v1 blkio controller (the v2 io path is unit-tested)");
+        return;
+    };
+    // Any block device will do for a throttle rule.
+    let dev = std::fs::read_dir("/sys/block")
+        .ok()
+        .and_then(|mut rd| {
+            rd.find_map(|e| std::fs::read_to_string(e.ok()?.path().join("dev")).ok())
+        })
+        .map(|s| s.trim().to_string());
+    let mut b = LinuxBlockIoBuilder::default().weight(500u16);
+    if let Some(dev) = &dev {
+        let (maj, min) = dev.split_once(':').unwrap();
+        b = b.throttle_read_bps_device(vec![LinuxThrottleDeviceBuilder::default()
+            .major(maj.parse::<i64>().unwrap())
+            .minor(min.parse::<i64>().unwrap())
+            .rate(1_048_576u64)
+            .build()
+            .unwrap()]);
+    }
+    let res = LinuxResourcesBuilder::default()
+        .block_io(b.build().unwrap())
+        .build()
+        .unwrap();
+    let has_weight = d.join("blkio.weight").exists() || d.join("blkio.bfq.weight").exists();
+    if !has_weight {
+        eprintln!("SKIP blkio weight: neither CFQ nor BFQ weight files");
+        return;
+    }
+    g.cg.apply(&res).unwrap();
+    let w = if d.join("blkio.weight").exists() {
+        read(&d, "blkio.weight")
+    } else {
+        read(&d, "blkio.bfq.weight")
+    };
+    assert!(
+        w.split_whitespace().any(|t| t == "500"),
+        "weight reads {w:?}"
+    );
+    match dev {
+        Some(dev) => assert_eq!(
+            read(&d, "blkio.throttle.read_bps_device"),
+            format!("{dev} 1048576")
+        ),
+        None => eprintln!("SKIP blkio throttle: no block device"),
+    }
 }
