@@ -6,6 +6,7 @@ pub mod archive;
 pub mod auth;
 pub mod config;
 pub mod digest;
+pub mod import;
 pub mod layer;
 pub mod manifest;
 pub mod progress;

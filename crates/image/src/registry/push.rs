@@ -1,12 +1,223 @@
-//! Push.
-use crate::{store::Store, AuthConfig, Progress, PushResult, Result, StoreOptions};
+//! `docker push`: upload missing layer blobs (HEAD check, cross-repository mount, monolithic upload),
+//! the config, then a Docker v2 schema 2 manifest (OCI when a layer is zstd).
+
+use super::client::{Body, Client};
+use crate::digest::sha256_bytes;
+use crate::manifest::{self, Descriptor, ImageManifest};
+use crate::progress::{short_id, ProgressEvent};
+use crate::reference::Reference;
+use crate::store::{BlobRef, LayerMeta, LayerSource, Store};
+use crate::{AuthConfig, Error, Progress, PushResult, Result, StoreOptions};
+use std::io::{self, BufReader};
+
+/// Makes sure the layer has a compressed blob to push: an uncompressed one (from load/import) is gzipped
+/// once and the result recorded, so a second push sends the same bytes.
+fn ensure_compressed(store: &Store, meta: &LayerMeta) -> Result<BlobRef> {
+    let blob = meta
+        .blob
+        .clone()
+        .ok_or_else(|| Error::Conflict(format!("layer {} has no blob to push", meta.chain_id)))?;
+    if blob.media_type != manifest::MEDIA_OCI_LAYER {
+        return Ok(blob);
+    }
+    let mut w = store.blob_writer()?;
+    {
+        let src = BufReader::new(store.open_blob(&blob.digest)?);
+        let mut gz = flate2::write::GzEncoder::new(&mut w, flate2::Compression::default());
+        let mut src = src;
+        io::copy(&mut src, &mut gz).map_err(|e| {
+            Error::Store(crate::store::StoreError::Io {
+                path: blob.digest.clone(),
+                source: e,
+            })
+        })?;
+        gz.finish().map_err(|e| {
+            Error::Store(crate::store::StoreError::Io {
+                path: blob.digest.clone(),
+                source: e,
+            })
+        })?;
+    }
+    let (digest, size) = w.commit(None)?;
+    let b = BlobRef {
+        digest,
+        media_type: manifest::MEDIA_DOCKER_LAYER_GZIP.into(),
+        size,
+    };
+    let _g = store.write_lock()?;
+    store.set_layer_blob(&meta.chain_id, b.clone())?;
+    Ok(b)
+}
+
+/// Uploads a blob from the store unless the registry has it.
+fn upload(
+    c: &Client,
+    store: &Store,
+    path: &str,
+    digest: &str,
+    size: u64,
+    scope: &[String],
+) -> Result<()> {
+    let loc = c.start_upload(path, scope)?;
+    let file = store.blob_path(digest)?;
+    c.finish_upload(&loc, digest, Body::File(file, size), scope)?;
+    Ok(())
+}
 
 pub fn push(
-    _s: &Store,
-    _o: &StoreOptions,
-    _r: &str,
-    _a: Option<&AuthConfig>,
-    _g: &dyn Progress,
+    store: &Store,
+    opts: &StoreOptions,
+    reference: &str,
+    auth: Option<&AuthConfig>,
+    progress: &dyn Progress,
 ) -> Result<PushResult> {
-    Err(crate::Error::InvalidArgument("not implemented yet".into()))
+    let r = Reference::parse_with_default_tag(reference)?;
+    if r.digest().is_some() {
+        return Err(Error::InvalidArgument(
+            "cannot push a digest reference".into(),
+        ));
+    }
+    let img = store.resolve(&r.familiar()).map_err(|_| {
+        Error::NotFound(format!(
+            "An image does not exist locally with the tag: {}",
+            r.familiar_name()
+        ))
+    })?;
+    let _pin = store.pin(img.chain_ids.iter().cloned().chain([img.id.clone()]));
+    progress.event(ProgressEvent::status(
+        None,
+        format!("The push refers to repository [{}]", r.familiar_name()),
+    ));
+    let path = r.path().to_string();
+    let c = Client::new(r.domain(), opts, auth)?;
+    let scope = Client::push_scope(&path, None);
+    let mut descs = Vec::new();
+    let mut zstd = false;
+    for chain in img.chain_ids.iter().rev() {
+        progress.event(ProgressEvent::status(Some(&short_id(chain)), "Preparing"));
+    }
+    for chain in &img.chain_ids {
+        let meta = store.layer(chain)?;
+        let id = short_id(chain);
+        let blob = ensure_compressed(store, &meta)?;
+        zstd |= blob.media_type == manifest::MEDIA_OCI_LAYER_ZSTD;
+        let here = LayerSource {
+            repository: r.name(),
+            digest: blob.digest.clone(),
+        };
+        if c.blob_exists(&path, &blob.digest, &scope)? {
+            progress.event(ProgressEvent::status(Some(&id), "Layer already exists"));
+        } else {
+            // A copy in another repository of the same registry can be mounted instead of uploaded.
+            let other = meta.sources.iter().find(|s| {
+                s.digest == blob.digest
+                    && s.repository != here.repository
+                    && Reference::parse(&s.repository)
+                        .map(|x| x.domain() == r.domain())
+                        .unwrap_or(false)
+            });
+            let mut mounted = false;
+            if let Some(src) = other {
+                let from = Reference::parse(&src.repository)?;
+                let mscope = Client::push_scope(&path, Some(from.path()));
+                match c.mount_blob(&path, &blob.digest, from.path(), &mscope) {
+                    Ok(None) => {
+                        mounted = true;
+                        progress.event(ProgressEvent::status(
+                            Some(&id),
+                            format!("Mounted from {}", from.path()),
+                        ));
+                    }
+                    Ok(Some(loc)) => {
+                        progress.event(ProgressEvent::bytes(&id, "Pushing", 0, Some(blob.size)));
+                        c.finish_upload(
+                            &loc,
+                            &blob.digest,
+                            Body::File(store.blob_path(&blob.digest)?, blob.size),
+                            &mscope,
+                        )?;
+                        mounted = true;
+                        progress.event(ProgressEvent::status(Some(&id), "Pushed"));
+                    }
+                    Err(e) => {
+                        log::debug!("mount of {} from {} failed: {e}", blob.digest, from.path())
+                    }
+                }
+            }
+            if !mounted {
+                progress.event(ProgressEvent::bytes(&id, "Pushing", 0, Some(blob.size)));
+                upload(&c, store, &path, &blob.digest, blob.size, &scope)?;
+                progress.event(ProgressEvent::bytes(
+                    &id,
+                    "Pushing",
+                    blob.size,
+                    Some(blob.size),
+                ));
+                progress.event(ProgressEvent::status(Some(&id), "Pushed"));
+            }
+        }
+        store.add_layer_source(chain, here)?;
+        let mt = if zstd {
+            blob.media_type.clone()
+        } else {
+            docker_media_type(&blob.media_type)
+        };
+        descs.push(Descriptor::new(&mt, &blob.digest, blob.size));
+    }
+    let cfg = store.read_blob(&img.id)?;
+    if !c.blob_exists(&path, &img.id, &scope)? {
+        let loc = c.start_upload(&path, &scope)?;
+        c.finish_upload(
+            &loc,
+            &img.id,
+            Body::Bytes(&cfg, "application/octet-stream"),
+            &scope,
+        )?;
+    }
+    let (mt, cfg_mt) = if zstd {
+        for d in &mut descs {
+            d.media_type = oci_media_type(&d.media_type);
+        }
+        (manifest::MEDIA_OCI_MANIFEST, manifest::MEDIA_OCI_CONFIG)
+    } else {
+        (
+            manifest::MEDIA_DOCKER_MANIFEST,
+            manifest::MEDIA_DOCKER_CONFIG,
+        )
+    };
+    let m = ImageManifest {
+        schema_version: 2,
+        media_type: Some(mt.into()),
+        config: Descriptor::new(cfg_mt, &img.id, cfg.len() as u64),
+        layers: descs,
+        annotations: None,
+    };
+    let body = serde_json::to_vec_pretty(&m).expect("serialisable");
+    let digest = sha256_bytes(&body);
+    let tag = r.tag().unwrap_or("latest").to_string();
+    c.put_manifest(&path, &tag, mt, &body, &scope)?;
+    store.set_manifest_digest(&img.id, &r, &digest)?;
+    progress.event(ProgressEvent::status(
+        None,
+        format!("{tag}: digest: {digest} size: {}", body.len()),
+    ));
+    Ok(PushResult {
+        tag,
+        digest,
+        size: body.len() as u64,
+    })
+}
+
+fn docker_media_type(mt: &str) -> String {
+    match mt {
+        manifest::MEDIA_OCI_LAYER_GZIP => manifest::MEDIA_DOCKER_LAYER_GZIP.into(),
+        other => other.into(),
+    }
+}
+
+fn oci_media_type(mt: &str) -> String {
+    match mt {
+        manifest::MEDIA_DOCKER_LAYER_GZIP => manifest::MEDIA_OCI_LAYER_GZIP.into(),
+        other => other.into(),
+    }
 }

@@ -31,10 +31,15 @@ impl<'a> BlobWriter<'a> {
         let (digest, size, bw) = w.finish();
         if let Some(e) = expected {
             if e != digest {
-                return Err(StoreError::DigestMismatch { expected: e.into(), actual: digest });
+                return Err(StoreError::DigestMismatch {
+                    expected: e.into(),
+                    actual: digest,
+                });
             }
         }
-        let f = bw.into_inner().map_err(|e| io_err(&tmp.path)(e.into_error()))?;
+        let f = bw
+            .into_inner()
+            .map_err(|e| io_err(&tmp.path)(e.into_error()))?;
         f.sync_all().map_err(io_err(&tmp.path))?;
         drop(f);
         let dst = store.blob_path(&digest)?;
@@ -54,8 +59,10 @@ impl<'a> BlobWriter<'a> {
 impl Store {
     /// Path of a blob by digest (which must be `sha256:<64 hex>`).
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
-        let h = hex_part(digest)
-            .ok_or_else(|| StoreError::Corrupt { path: digest.into(), msg: "not a sha256 digest".into() })?;
+        let h = hex_part(digest).ok_or_else(|| StoreError::Corrupt {
+            path: digest.into(),
+            msg: "not a sha256 digest".into(),
+        })?;
         Ok(self.image_dir().join("blobs/sha256").join(h))
     }
 
@@ -78,7 +85,9 @@ impl Store {
     pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>, StoreError> {
         let mut v = Vec::new();
         let p = self.blob_path(digest)?;
-        self.open_blob(digest)?.read_to_end(&mut v).map_err(io_err(&p))?;
+        self.open_blob(digest)?
+            .read_to_end(&mut v)
+            .map_err(io_err(&p))?;
         Ok(v)
     }
 
@@ -86,11 +95,19 @@ impl Store {
     pub fn blob_writer(&self) -> Result<BlobWriter<'_>, StoreError> {
         let tmp = self.temp_path("blob");
         let f = File::create(&tmp.path).map_err(io_err(&tmp.path))?;
-        Ok(BlobWriter { store: self, w: HashWriter::new(BufWriter::with_capacity(256 * 1024, f)), tmp })
+        Ok(BlobWriter {
+            store: self,
+            w: HashWriter::new(BufWriter::with_capacity(256 * 1024, f)),
+            tmp,
+        })
     }
 
     /// Streams `r` into the store, refusing it when `expected` does not match.
-    pub fn put_blob(&self, r: &mut dyn Read, expected: Option<&str>) -> Result<(String, u64), StoreError> {
+    pub fn put_blob(
+        &self,
+        r: &mut dyn Read,
+        expected: Option<&str>,
+    ) -> Result<(String, u64), StoreError> {
         let mut w = self.blob_writer()?;
         let p = w.temp_path().to_path_buf();
         io::copy(r, &mut w).map_err(io_err(&p))?;

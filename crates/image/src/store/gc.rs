@@ -14,7 +14,10 @@ impl Store {
         let mut rep = GcReport::default();
         let pinned = self.pinned();
         let records = self.records()?;
-        let used_layers: HashSet<String> = records.iter().flat_map(|r| r.chain_ids.iter().cloned()).collect();
+        let used_layers: HashSet<String> = records
+            .iter()
+            .flat_map(|r| r.chain_ids.iter().cloned())
+            .collect();
 
         for chain in self.layer_chain_ids() {
             if used_layers.contains(&chain) || pinned.contains(&chain) {
@@ -41,8 +44,14 @@ impl Store {
             }
         }
         let bdir = self.image_dir().join("blobs/sha256");
-        for e in fs::read_dir(&bdir).map_err(io_err(&bdir)).map_err(crate::Error::from)?.flatten() {
-            let Some(h) = e.file_name().to_str().map(str::to_string) else { continue };
+        for e in fs::read_dir(&bdir)
+            .map_err(io_err(&bdir))
+            .map_err(crate::Error::from)?
+            .flatten()
+        {
+            let Some(h) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
             let d = format!("sha256:{h}");
             if used_blobs.contains(&d) || pinned.contains(&d) {
                 continue;
@@ -56,8 +65,14 @@ impl Store {
 
         // Unpacked dirs whose metadata never got committed (crash between the two renames).
         let ov = self.root.join("overlay2");
-        for e in fs::read_dir(&ov).map_err(io_err(&ov)).map_err(crate::Error::from)?.flatten() {
-            let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
+        for e in fs::read_dir(&ov)
+            .map_err(io_err(&ov))
+            .map_err(crate::Error::from)?
+            .flatten()
+        {
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
             if used_cache.contains(&name) || !e.path().join(LAYER_MARKER).is_file() {
                 continue;
             }
@@ -69,7 +84,11 @@ impl Store {
         }
 
         let tmp = self.tmp_root();
-        for e in fs::read_dir(&tmp).map_err(io_err(&tmp)).map_err(crate::Error::from)?.flatten() {
+        for e in fs::read_dir(&tmp)
+            .map_err(io_err(&tmp))
+            .map_err(crate::Error::from)?
+            .flatten()
+        {
             if pinned.contains(&e.path().display().to_string()) {
                 continue;
             }
@@ -88,6 +107,9 @@ impl Store {
                 layers_size += m.size as i64;
             }
         }
-        Ok(DiskUsage { images, layers_size })
+        Ok(DiskUsage {
+            images,
+            layers_size,
+        })
     }
 }

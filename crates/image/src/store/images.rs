@@ -49,10 +49,15 @@ pub struct RepoIndex {
 
 impl RepoIndex {
     fn set(&mut self, r: &Reference, id: &str) {
-        self.repositories.entry(r.familiar_name()).or_default().insert(index_key(r), id.into());
+        self.repositories
+            .entry(r.familiar_name())
+            .or_default()
+            .insert(index_key(r), id.into());
     }
     fn get(&self, r: &Reference) -> Option<&String> {
-        self.repositories.get(&r.familiar_name())?.get(&index_key(r))
+        self.repositories
+            .get(&r.familiar_name())?
+            .get(&index_key(r))
     }
     fn remove_key(&mut self, repo: &str, key: &str) {
         if let Some(m) = self.repositories.get_mut(repo) {
@@ -117,7 +122,10 @@ impl Store {
     }
 
     fn record_path(&self, id: &str) -> Result<PathBuf, StoreError> {
-        let h = hex_part(id).ok_or_else(|| StoreError::Corrupt { path: id.into(), msg: "not an image id".into() })?;
+        let h = hex_part(id).ok_or_else(|| StoreError::Corrupt {
+            path: id.into(),
+            msg: "not an image id".into(),
+        })?;
         Ok(self.image_dir().join("images").join(format!("{h}.json")))
     }
 
@@ -125,14 +133,20 @@ impl Store {
     pub fn load_index(&self) -> Result<RepoIndex, StoreError> {
         let p = self.index_path();
         match fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt { path: p.display().to_string(), msg: e.to_string() }),
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt {
+                path: p.display().to_string(),
+                msg: e.to_string(),
+            }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(RepoIndex::default()),
             Err(e) => Err(io_err(&p)(e)),
         }
     }
 
     fn save_index(&self, idx: &RepoIndex) -> Result<(), StoreError> {
-        self.write_atomic(&self.index_path(), &serde_json::to_vec_pretty(idx).expect("serialisable"))
+        self.write_atomic(
+            &self.index_path(),
+            &serde_json::to_vec_pretty(idx).expect("serialisable"),
+        )
     }
 
     pub fn load_record(&self, id: &str) -> Result<Option<ImageRecord>, StoreError> {
@@ -140,14 +154,20 @@ impl Store {
         match fs::read(&p) {
             Ok(b) => serde_json::from_slice(&b)
                 .map(Some)
-                .map_err(|e| StoreError::Corrupt { path: p.display().to_string(), msg: e.to_string() }),
+                .map_err(|e| StoreError::Corrupt {
+                    path: p.display().to_string(),
+                    msg: e.to_string(),
+                }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err(&p)(e)),
         }
     }
 
     fn save_record(&self, r: &ImageRecord) -> Result<(), StoreError> {
-        self.write_atomic(&self.record_path(&r.id)?, &serde_json::to_vec_pretty(r).expect("serialisable"))
+        self.write_atomic(
+            &self.record_path(&r.id)?,
+            &serde_json::to_vec_pretty(r).expect("serialisable"),
+        )
     }
 
     /// All image records (unreadable ones are skipped with a warning rather than failing every listing).
@@ -156,7 +176,9 @@ impl Store {
         let mut out = Vec::new();
         for e in fs::read_dir(&d).map_err(io_err(&d))?.flatten() {
             let name = e.file_name();
-            let Some(h) = name.to_str().and_then(|n| n.strip_suffix(".json")) else { continue };
+            let Some(h) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
             match self.load_record(&format!("sha256:{h}")) {
                 Ok(Some(r)) => out.push(r),
                 Ok(None) => {}
@@ -184,7 +206,9 @@ impl Store {
 
     fn find(&self, s: &str) -> Result<(String, Match)> {
         let not_found = || {
-            let shown = Reference::parse_with_default_tag(s).map(|r| r.familiar()).unwrap_or_else(|_| s.to_string());
+            let shown = Reference::parse_with_default_tag(s)
+                .map(|r| r.familiar())
+                .unwrap_or_else(|_| s.to_string());
             Error::NotFound(shown)
         };
         let id_prefix = s.strip_prefix("sha256:");
@@ -192,14 +216,30 @@ impl Store {
             match Reference::parse(s) {
                 Ok(r) => {
                     let idx = self.load_index()?;
-                    let r = if r.tag().is_none() && r.digest().is_none() { r.with_tag("latest") } else { r };
+                    let r = if r.tag().is_none() && r.digest().is_none() {
+                        r.with_tag("latest")
+                    } else {
+                        r
+                    };
                     if let Some(id) = idx.get(&r) {
-                        return Ok((id.clone(), Match::Ref { repo: r.familiar_name(), key: index_key(&r) }));
+                        return Ok((
+                            id.clone(),
+                            Match::Ref {
+                                repo: r.familiar_name(),
+                                key: index_key(&r),
+                            },
+                        ));
                     }
                     if let (Some(d), Some(_)) = (r.digest(), r.tag()) {
                         let rd = r.with_digest(d);
                         if let Some(id) = idx.get(&rd) {
-                            return Ok((id.clone(), Match::Ref { repo: rd.familiar_name(), key: index_key(&rd) }));
+                            return Ok((
+                                id.clone(),
+                                Match::Ref {
+                                    repo: rd.familiar_name(),
+                                    key: index_key(&rd),
+                                },
+                            ));
                         }
                     }
                     if let Some(d) = r.digest() {
@@ -223,7 +263,11 @@ impl Store {
         }
         let d = self.image_dir().join("images");
         let mut hits = Vec::new();
-        for e in fs::read_dir(&d).map_err(io_err(&d)).map_err(Error::from)?.flatten() {
+        for e in fs::read_dir(&d)
+            .map_err(io_err(&d))
+            .map_err(Error::from)?
+            .flatten()
+        {
             if let Some(h) = e.file_name().to_str().and_then(|n| n.strip_suffix(".json")) {
                 if h.starts_with(prefix) {
                     hits.push(format!("sha256:{h}"));
@@ -233,7 +277,9 @@ impl Store {
         match hits.len() {
             0 => Err(not_found()),
             1 => Ok((hits.pop().expect("one hit"), Match::Id)),
-            _ => Err(Error::InvalidArgument(format!("multiple IDs found with provided prefix: {prefix}"))),
+            _ => Err(Error::InvalidArgument(format!(
+                "multiple IDs found with provided prefix: {prefix}"
+            ))),
         }
     }
 
@@ -244,12 +290,23 @@ impl Store {
 
     /// Builds the [`Image`] for an id.
     pub fn image(&self, id: &str) -> Result<Image> {
-        let rec = self.load_record(id)?.ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let rec = self
+            .load_record(id)?
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
         let cfg_bytes = self.read_blob(id)?;
-        let config = ImageConfig::from_slice(&cfg_bytes)
-            .map_err(|e| StoreError::Corrupt { path: id.into(), msg: e.to_string() })?;
+        let config = ImageConfig::from_slice(&cfg_bytes).map_err(|e| StoreError::Corrupt {
+            path: id.into(),
+            msg: e.to_string(),
+        })?;
         let (repo_tags, repo_digests) = self.load_index()?.names_of(id);
-        Ok(Image { id: rec.id, repo_tags, repo_digests, config, chain_ids: rec.chain_ids, size: rec.size })
+        Ok(Image {
+            id: rec.id,
+            repo_tags,
+            repo_digests,
+            config,
+            chain_ids: rec.chain_ids,
+            size: rec.size,
+        })
     }
 
     pub fn resolve(&self, s: &str) -> Result<Image> {
@@ -259,8 +316,14 @@ impl Store {
 
     /// Records an image whose layers and config blob are in the store, and points `names` at it
     /// (tags move from other images). `manifest` is (full repository name, manifest digest) when pulled.
-    pub fn put_image(&self, config: &[u8], names: &[Reference], manifest: Option<(&str, &str)>) -> Result<Image> {
-        let cfg = ImageConfig::from_slice(config).map_err(|e| Error::InvalidArgument(format!("invalid image config: {e}")))?;
+    pub fn put_image(
+        &self,
+        config: &[u8],
+        names: &[Reference],
+        manifest: Option<(&str, &str)>,
+    ) -> Result<Image> {
+        let cfg = ImageConfig::from_slice(config)
+            .map_err(|e| Error::InvalidArgument(format!("invalid image config: {e}")))?;
         let chain_ids = super::layers::chain_ids(&cfg.rootfs.diff_ids);
         let _g = self.write_lock()?;
         let mut size = 0;
@@ -302,7 +365,9 @@ impl Store {
     /// Records the manifest digest an image has in a repository (after push).
     pub fn set_manifest_digest(&self, id: &str, repo: &Reference, digest: &str) -> Result<()> {
         let _g = self.write_lock()?;
-        let mut rec = self.load_record(id)?.ok_or_else(|| Error::NotFound(id.into()))?;
+        let mut rec = self
+            .load_record(id)?
+            .ok_or_else(|| Error::NotFound(id.into()))?;
         rec.manifest_digests.insert(repo.name(), digest.into());
         self.save_record(&rec)?;
         let mut idx = self.load_index()?;
@@ -316,7 +381,9 @@ impl Store {
         let id = self.resolve_id(source)?;
         let t = Reference::parse_with_default_tag(target)?;
         if t.digest().is_some() {
-            return Err(Error::InvalidArgument("refusing to create a tag with a digest reference".into()));
+            return Err(Error::InvalidArgument(
+                "refusing to create a tag with a digest reference".into(),
+            ));
         }
         let _g = self.write_lock()?;
         let mut idx = self.load_index()?;
@@ -341,7 +408,9 @@ impl Store {
         let mut idx = self.load_index()?;
         let mut events = Vec::new();
         let records = self.records()?;
-        let has_children = records.iter().any(|r| r.parent.as_deref() == Some(id.as_str()));
+        let has_children = records
+            .iter()
+            .any(|r| r.parent.as_deref() == Some(id.as_str()));
         match how {
             Match::Ref { repo, key } => {
                 idx.remove_key(&repo, &key);
@@ -350,7 +419,10 @@ impl Store {
                     // Docker drops a repository's digest references together with its last tag there.
                     let refs = idx.refs_of(&id);
                     if !refs.iter().any(|(r, k)| r == &repo && !k.contains('@')) {
-                        for (r, k) in refs.into_iter().filter(|(r, k)| r == &repo && k.contains('@')) {
+                        for (r, k) in refs
+                            .into_iter()
+                            .filter(|(r, k)| r == &repo && k.contains('@'))
+                        {
                             idx.remove_key(&r, &k);
                             events.push(RemoveEvent::Untagged(k));
                         }
@@ -390,8 +462,11 @@ impl Store {
         fsync_dir(rp.parent().expect("images dir"))?;
         events.push(RemoveEvent::Deleted(id.clone()));
         // Release layers nobody else uses, top first, as docker reports them.
-        let used: HashSet<String> =
-            records.iter().filter(|r| r.id != id).flat_map(|r| r.chain_ids.iter().cloned()).collect();
+        let used: HashSet<String> = records
+            .iter()
+            .filter(|r| r.id != id)
+            .flat_map(|r| r.chain_ids.iter().cloned())
+            .collect();
         let pinned = self.pinned();
         if let Some(rec) = rec {
             for c in rec.chain_ids.iter().rev() {
@@ -409,12 +484,19 @@ impl Store {
 
     pub fn layer_dirs(&self, s: &str) -> Result<Vec<PathBuf>> {
         let img = self.resolve(s)?;
-        img.chain_ids.iter().map(|c| self.layer_diff_dir(c).map_err(Error::from)).collect()
+        img.chain_ids
+            .iter()
+            .map(|c| self.layer_diff_dir(c).map_err(Error::from))
+            .collect()
     }
 
     fn summary(&self, rec: &ImageRecord, idx: &RepoIndex) -> Result<ImageSummary> {
-        let cfg = ImageConfig::from_slice(&self.read_blob(&rec.id)?)
-            .map_err(|e| StoreError::Corrupt { path: rec.id.clone(), msg: e.to_string() })?;
+        let cfg = ImageConfig::from_slice(&self.read_blob(&rec.id)?).map_err(|e| {
+            StoreError::Corrupt {
+                path: rec.id.clone(),
+                msg: e.to_string(),
+            }
+        })?;
         let (repo_tags, repo_digests) = idx.names_of(&rec.id);
         Ok(ImageSummary {
             id: rec.id.clone(),
@@ -456,9 +538,16 @@ impl Store {
         if let Some(top) = dirs.last() {
             let base = top.parent().expect("layer dir");
             data.insert("UpperDir".into(), top.display().to_string());
-            data.insert("MergedDir".into(), base.join("merged").display().to_string());
+            data.insert(
+                "MergedDir".into(),
+                base.join("merged").display().to_string(),
+            );
             data.insert("WorkDir".into(), base.join("work").display().to_string());
-            let lower: Vec<String> = dirs[..dirs.len() - 1].iter().rev().map(|d| d.display().to_string()).collect();
+            let lower: Vec<String> = dirs[..dirs.len() - 1]
+                .iter()
+                .rev()
+                .map(|d| d.display().to_string())
+                .collect();
             if !lower.is_empty() {
                 data.insert("LowerDir".into(), lower.join(":"));
             }
@@ -479,10 +568,18 @@ impl Store {
             os_version: c.os_version.clone(),
             size: img.size as i64,
             virtual_size: img.size as i64,
-            graph_driver: GraphDriver { name: "overlay2".into(), data },
-            root_fs: InspectRootFs { kind: "layers".into(), layers: c.rootfs.diff_ids.clone() },
+            graph_driver: GraphDriver {
+                name: "overlay2".into(),
+                data,
+            },
+            root_fs: InspectRootFs {
+                kind: "layers".into(),
+                layers: c.rootfs.diff_ids.clone(),
+            },
             metadata: InspectMetadata {
-                last_tag_time: rec.last_tag_time.unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+                last_tag_time: rec
+                    .last_tag_time
+                    .unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
             },
         })
     }
@@ -495,7 +592,10 @@ impl Store {
         }
         let mut out = Vec::new();
         let ts = |c: &Option<String>| {
-            c.as_deref().and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok()).map(|t| t.timestamp()).unwrap_or(0)
+            c.as_deref()
+                .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+                .map(|t| t.timestamp())
+                .unwrap_or(0)
         };
         if img.config.history.is_empty() {
             for s in &sizes {

@@ -75,13 +75,17 @@ pub struct LayerSpec<'a> {
 
 impl Store {
     fn layer_meta_dir(&self, chain: &str) -> Result<PathBuf, StoreError> {
-        let h = hex_part(chain)
-            .ok_or_else(|| StoreError::Corrupt { path: chain.into(), msg: "not a sha256 chain id".into() })?;
+        let h = hex_part(chain).ok_or_else(|| StoreError::Corrupt {
+            path: chain.into(),
+            msg: "not a sha256 chain id".into(),
+        })?;
         Ok(self.image_dir().join("layers").join(h))
     }
 
     pub fn has_layer(&self, chain: &str) -> bool {
-        self.layer_meta_dir(chain).map(|d| d.join("cache-id").is_file()).unwrap_or(false)
+        self.layer_meta_dir(chain)
+            .map(|d| d.join("cache-id").is_file())
+            .unwrap_or(false)
     }
 
     /// Reads a layer's metadata.
@@ -98,20 +102,35 @@ impl Store {
                 Err(e) => Err(io_err(&p)(e)),
             }
         };
-        let corrupt = |m: &str| StoreError::Corrupt { path: d.display().to_string(), msg: m.into() };
+        let corrupt = |m: &str| StoreError::Corrupt {
+            path: d.display().to_string(),
+            msg: m.into(),
+        };
         let diff_id = read("diff-id")?.ok_or_else(|| corrupt("missing diff-id"))?;
         let cache_id = read("cache-id")?.ok_or_else(|| corrupt("missing cache-id"))?;
         let size = read("size")?.and_then(|s| s.parse().ok()).unwrap_or(0);
         let parent = read("parent")?.filter(|p| !p.is_empty());
         let blob = read("blob.json")?.and_then(|s| serde_json::from_str(&s).ok());
-        let sources = read("sources.json")?.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
-        Ok(LayerMeta { chain_id: chain.into(), diff_id, cache_id, size, parent, blob, sources })
+        let sources = read("sources.json")?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        Ok(LayerMeta {
+            chain_id: chain.into(),
+            diff_id,
+            cache_id,
+            size,
+            parent,
+            blob,
+            sources,
+        })
     }
 
     /// All layers' chain ids.
     pub fn layer_chain_ids(&self) -> Vec<String> {
         let d = self.image_dir().join("layers");
-        let Ok(rd) = fs::read_dir(&d) else { return vec![] };
+        let Ok(rd) = fs::read_dir(&d) else {
+            return vec![];
+        };
         rd.flatten()
             .filter_map(|e| e.file_name().to_str().map(|n| format!("sha256:{n}")))
             .filter(|c| hex_part(c).is_some())
@@ -137,12 +156,20 @@ impl Store {
         let unpacked = layer::unpack(input, &work.path.join("diff"), Some(&mut blob), opts)?;
         if let Some(d) = spec.digest {
             if d != unpacked.digest {
-                return Err(StoreError::DigestMismatch { expected: d.into(), actual: unpacked.digest }.into());
+                return Err(StoreError::DigestMismatch {
+                    expected: d.into(),
+                    actual: unpacked.digest,
+                }
+                .into());
             }
         }
         if let Some(d) = spec.diff_id {
             if d != unpacked.diff_id {
-                return Err(StoreError::DigestMismatch { expected: d.into(), actual: unpacked.diff_id }.into());
+                return Err(StoreError::DigestMismatch {
+                    expected: d.into(),
+                    actual: unpacked.diff_id,
+                }
+                .into());
             }
         }
         let chain = chain_id(spec.parent, &unpacked.diff_id);
@@ -172,7 +199,11 @@ impl Store {
             cache_id,
             size: unpacked.size,
             parent: spec.parent.map(str::to_string),
-            blob: Some(BlobRef { digest: blob_digest, media_type: media_type.into(), size: blob_size }),
+            blob: Some(BlobRef {
+                digest: blob_digest,
+                media_type: media_type.into(),
+                size: blob_size,
+            }),
             sources: spec.source.into_iter().collect(),
         };
         self.write_layer_meta(&meta)?;
@@ -188,7 +219,10 @@ impl Store {
             ("cache-id", m.cache_id.clone()),
             ("size", m.size.to_string()),
             ("parent", m.parent.clone().unwrap_or_default()),
-            ("sources.json", serde_json::to_string(&m.sources).expect("serialisable")),
+            (
+                "sources.json",
+                serde_json::to_string(&m.sources).expect("serialisable"),
+            ),
         ];
         if let Some(b) = &m.blob {
             files.push(("blob.json", serde_json::to_string(b).expect("serialisable")));
@@ -213,13 +247,23 @@ impl Store {
         }
         m.sources.push(src);
         let p = self.layer_meta_dir(chain)?.join("sources.json");
-        self.write_atomic(&p, serde_json::to_string(&m.sources).expect("serialisable").as_bytes())
+        self.write_atomic(
+            &p,
+            serde_json::to_string(&m.sources)
+                .expect("serialisable")
+                .as_bytes(),
+        )
     }
 
     /// Replaces the layer's kept blob (after compressing an uncompressed one for push).
     pub fn set_layer_blob(&self, chain: &str, blob: BlobRef) -> Result<(), StoreError> {
         let p = self.layer_meta_dir(chain)?.join("blob.json");
-        self.write_atomic(&p, serde_json::to_string(&blob).expect("serialisable").as_bytes())
+        self.write_atomic(
+            &p,
+            serde_json::to_string(&blob)
+                .expect("serialisable")
+                .as_bytes(),
+        )
     }
 
     /// Removes one layer: metadata first (the commit point), then the unpacked dir.

@@ -20,7 +20,17 @@ mod layers;
 
 pub use blobs::BlobWriter;
 pub use images::ImageRecord;
-pub use layers::{chain_id, LayerMeta, LayerSource};
+pub use layers::{chain_id, chain_ids, BlobRef, LayerMeta, LayerSource, LayerSpec};
+
+/// A [`LayerSpec`] with nothing to verify.
+pub fn layers_spec_none() -> LayerSpec<'static> {
+    LayerSpec::default()
+}
+
+/// Current time, RFC 3339 with nanoseconds (docker's format for `created`).
+pub fn now_rfc3339_pub() -> String {
+    now_rfc3339()
+}
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -46,7 +56,10 @@ pub enum StoreError {
 
 /// Wraps an io error with the path it concerns.
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.display().to_string(), source }
+    move |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// The on-disk store. Readers read the files directly; writers serialise on an in-process mutex plus an
@@ -117,13 +130,29 @@ impl Store {
     /// Opens the store under `data_root`, creating directories and removing stray temp files.
     pub fn open(data_root: &Path) -> Result<Self, StoreError> {
         let root = data_root.to_path_buf();
-        for d in ["image/blobs/sha256", "image/images", "image/layers", "overlay2", "tmp/berth-image"] {
+        for d in [
+            "image/blobs/sha256",
+            "image/images",
+            "image/layers",
+            "overlay2",
+            "tmp/berth-image",
+        ] {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(io_err(&p))?;
         }
         let lp = root.join("image/.lock");
-        let lock_file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lp).map_err(io_err(&lp))?;
-        let s = Store { root, lock_file, write_mutex: Mutex::new(()), pins: Mutex::new(HashMap::new()) };
+        let lock_file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lp)
+            .map_err(io_err(&lp))?;
+        let s = Store {
+            root,
+            lock_file,
+            write_mutex: Mutex::new(()),
+            pins: Mutex::new(HashMap::new()),
+        };
         {
             // Under the write lock, so a concurrent writer in another process keeps its temp files.
             let _g = s.write_lock()?;
@@ -177,7 +206,12 @@ impl Store {
     }
 
     pub(crate) fn pinned(&self) -> HashSet<String> {
-        self.pins.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
+        self.pins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
     }
 
     /// A fresh temp path (not created) under the store's temp dir, pinned against gc.
@@ -201,7 +235,9 @@ impl Store {
 
 /// fsyncs a directory so a rename into it is durable.
 pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 pub(crate) fn remove_any(p: &Path) -> io::Result<()> {
@@ -233,7 +269,9 @@ pub(crate) fn dir_size(p: &Path) -> u64 {
     while let Some(d) = stack.pop() {
         let Ok(rd) = fs::read_dir(&d) else { continue };
         for e in rd.flatten() {
-            let Ok(m) = e.path().symlink_metadata() else { continue };
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
             if m.is_dir() {
                 stack.push(e.path());
             } else if m.is_file() {
