@@ -164,6 +164,15 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
             devices::apply_bpf(d, rules)?;
         }
     }
+    if let Some(n) = r.network() {
+        // v1 only: cgroup v2 has no network controllers (runc ignores these there too).
+        if let Some(d) = cg.v1_dir("net_cls") {
+            v1::apply_net_cls(d, n)?;
+        }
+        if let Some(d) = cg.v1_dir("net_prio") {
+            v1::apply_net_prio(d, n)?;
+        }
+    }
     if let Some(u) = r.unified().as_ref().filter(|u| !u.is_empty()) {
         match cg.unified_dir() {
             Some(d) => v2::apply_unified(d, u)?,
@@ -269,6 +278,11 @@ pub fn kill_all(cg: &Cgroup, signal: i32) -> Result<()> {
                 // right away); a killed container must not stay paused.
                 if was_frozen {
                     freeze(cg, false)?;
+                }
+                // On a hybrid host, also signal what the v1 hierarchies list, in case a process
+                // joined only those (e.g. via a tool that ignores the unified tree).
+                if procs_dir(cg) != Some(d) {
+                    signal_each(cg, sig)?;
                 }
                 return Ok(());
             }

@@ -3,7 +3,7 @@
 use crate::fsutil::{self, FsError};
 use crate::resources::{hugepage_size, limit_str, ResourceError};
 use oci_spec::runtime::{
-    LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxHugepageLimit, LinuxMemory,
+    LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxHugepageLimit, LinuxMemory, LinuxNetwork,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -237,6 +237,26 @@ pub fn apply_hugetlb(dir: &Path, limits: &[LinuxHugepageLimit]) -> Result<(), V1
     Ok(())
 }
 
+/// net_cls.classid.
+pub fn apply_net_cls(dir: &Path, n: &LinuxNetwork) -> Result<(), V1Error> {
+    if let Some(id) = n.class_id() {
+        fsutil::write(dir, "net_cls.classid", &id.to_string())?;
+    }
+    Ok(())
+}
+
+/// net_prio.ifpriomap, one `iface prio` write per interface.
+pub fn apply_net_prio(dir: &Path, n: &LinuxNetwork) -> Result<(), V1Error> {
+    for p in n.priorities().iter().flatten() {
+        fsutil::write(
+            dir,
+            "net_prio.ifpriomap",
+            &format!("{} {}", p.name(), p.priority()),
+        )?;
+    }
+    Ok(())
+}
+
 /// Sets freezer.state and waits for the kernel to report the target state. Freezing can stall in
 /// FREEZING while a task is in an uninterruptible sleep, so the request is re-issued while waiting.
 pub fn set_frozen(dir: &Path, frozen: bool) -> Result<(), V1Error> {
@@ -303,5 +323,56 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(device_rule(&r), "b 8:* rwm");
+    }
+
+    #[test]
+    fn net_and_hugetlb_files() {
+        use oci_spec::runtime::{
+            LinuxHugepageLimitBuilder, LinuxInterfacePriorityBuilder, LinuxNetworkBuilder,
+        };
+        let d = tempfile::tempdir().unwrap();
+        for f in [
+            "net_cls.classid",
+            "net_prio.ifpriomap",
+            "hugetlb.1GB.limit_in_bytes",
+        ] {
+            std::fs::write(d.path().join(f), "").unwrap();
+        }
+        let n = LinuxNetworkBuilder::default()
+            .class_id(0x100001u32)
+            .priorities(vec![LinuxInterfacePriorityBuilder::default()
+                .name("eth0")
+                .priority(5u32)
+                .build()
+                .unwrap()])
+            .build()
+            .unwrap();
+        apply_net_cls(d.path(), &n).unwrap();
+        apply_net_prio(d.path(), &n).unwrap();
+        let h = [LinuxHugepageLimitBuilder::default()
+            .page_size("1GB")
+            .limit(-1i64)
+            .build()
+            .unwrap()];
+        apply_hugetlb(d.path(), &h).unwrap();
+        let get = |f: &str| std::fs::read_to_string(d.path().join(f)).unwrap();
+        assert_eq!(get("net_cls.classid"), "1048577");
+        assert_eq!(get("net_prio.ifpriomap"), "eth0 5");
+        assert_eq!(get("hugetlb.1GB.limit_in_bytes"), "-1");
+        // A missing controller file is an error that names it.
+        let e = apply_hugetlb(
+            d.path(),
+            &[LinuxHugepageLimitBuilder::default()
+                .page_size("2MB")
+                .limit(1i64)
+                .build()
+                .unwrap()],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("hugetlb.2MB.limit_in_bytes") && e.contains("\"1\""),
+            "{e}"
+        );
     }
 }
