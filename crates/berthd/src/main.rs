@@ -1,4 +1,235 @@
-//! `berthd`: the engine daemon serving the Docker Engine API.
-fn main() {
-    println!("berthd {}", env!("CARGO_PKG_VERSION"));
+//! `berthd`: the engine daemon serving the Docker Engine API on a unix socket.
+//!
+//! It opens the data root, re-attaches to containers whose monitors survived a previous berthd, and serves
+//! until SIGTERM/SIGINT; then it stops serving and removes its socket, leaving containers running.
+
+use std::fs;
+use std::os::fd::FromRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use berth_engine::{Engine, EngineConfig};
+use clap::Parser;
+
+/// Command line, dockerd's flag names.
+#[derive(Debug, Parser)]
+#[command(
+    name = "berthd",
+    version,
+    about = "berth engine daemon (Docker Engine API)"
+)]
+struct Args {
+    /// Socket to listen on (unix:///path).
+    #[arg(
+        short = 'H',
+        long = "host",
+        default_value = "unix:///run/berth/berth.sock"
+    )]
+    host: String,
+    /// Root of persistent state.
+    #[arg(long, default_value = "/var/lib/berth")]
+    data_root: PathBuf,
+    /// Root of runtime state.
+    #[arg(long, default_value = "/run/berth")]
+    exec_root: PathBuf,
+    /// Group owning the socket.
+    #[arg(short = 'G', long, default_value = "berth")]
+    group: String,
+    /// Debug logging.
+    #[arg(short = 'D', long)]
+    debug: bool,
+    /// Where to write berthd's pid.
+    #[arg(short = 'p', long)]
+    pidfile: Option<PathBuf>,
+    /// The `berth` binary used for monitors (default: next to berthd).
+    #[arg(long)]
+    berth_binary: Option<PathBuf>,
+    /// The runc-compatible runtime command monitors use (default: `runc` when installed, else
+    /// `<berth-binary> runtime`).
+    #[arg(long)]
+    runtime: Option<String>,
+}
+
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::max_level()
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            eprintln!(
+                "{} {:<5} {}",
+                berth_engine::record::now_rfc3339(),
+                r.level(),
+                r.args()
+            );
+        }
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: StderrLogger = StderrLogger;
+
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+        .or_else(|| {
+            ["/usr/sbin", "/usr/bin", "/sbin"]
+                .iter()
+                .map(|d| Path::new(d).join(name))
+                .find(|p| p.is_file())
+        })
+}
+
+/// Group id for the socket; creates the default `berth` group if missing, falls back to root with a warning.
+fn socket_gid(group: &str, explicit_default: bool) -> u32 {
+    if let Ok(Some(g)) = nix::unistd::Group::from_name(group) {
+        return g.gid.as_raw();
+    }
+    if explicit_default {
+        let ok = Command::new("groupadd")
+            .args(["--system", group])
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            if let Ok(Some(g)) = nix::unistd::Group::from_name(group) {
+                log::info!("created group {group}");
+                return g.gid.as_raw();
+            }
+        }
+    }
+    log::warn!("group {group} not found; socket will be root:root 0660");
+    0
+}
+
+/// A socket passed by systemd (LISTEN_PID/LISTEN_FDS), if any.
+fn inherited_listener() -> Option<std::os::unix::net::UnixListener> {
+    let pid: u32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
+    let n: u32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
+    if pid != std::process::id() || n < 1 {
+        return None;
+    }
+    // SAFETY: systemd passed fd 3 to us as the first listening socket (checked via LISTEN_PID), and nothing
+    // else in this process owns it.
+    Some(unsafe { std::os::unix::net::UnixListener::from_raw_fd(3) })
+}
+
+fn main() -> Result<()> {
+    // `berthd monitor ...` is the same monitor as `berth monitor ...` (used when no `berth` binary sits next to
+    // berthd). It is dispatched before tokio starts, so the monitor stays single-threaded.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).and_then(|a| a.to_str()) == Some("monitor") {
+        std::process::exit(berth_engine::monitor::main(&argv[1..]));
+    }
+    let args = Args::parse();
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(if args.debug {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    });
+    let Some(sock_path) = args.host.strip_prefix("unix://") else {
+        bail!("only unix:// hosts are supported, got {}", args.host);
+    };
+    let sock_path = PathBuf::from(sock_path);
+    let berth_binary = match args.berth_binary.clone() {
+        Some(b) => b,
+        None => {
+            let me = std::env::current_exe().context("locating berthd")?;
+            let sibling = me.with_file_name("berth");
+            if sibling.is_file() {
+                sibling
+            } else {
+                me
+            }
+        }
+    };
+    let runtime = args
+        .runtime
+        .clone()
+        .unwrap_or_else(|| match find_in_path("runc") {
+            Some(r) => r.display().to_string(),
+            None => format!("{} runtime", berth_binary.display()),
+        });
+    let cfg = EngineConfig {
+        data_root: args.data_root.clone(),
+        exec_root: args.exec_root.clone(),
+        berth_binary,
+        runtime,
+    };
+    let rt = tokio::runtime::Runtime::new().context("starting tokio")?;
+    rt.block_on(run(args, cfg, sock_path))
+}
+
+async fn run(args: Args, cfg: EngineConfig, sock_path: PathBuf) -> Result<()> {
+    fs::create_dir_all(&cfg.exec_root)
+        .with_context(|| format!("creating {}", cfg.exec_root.display()))?;
+    let engine: Arc<Engine> =
+        Engine::new(cfg).map_err(|e| anyhow::anyhow!("opening data root: {e}"))?;
+    let (listener, owned_socket) = match inherited_listener() {
+        Some(l) => {
+            l.set_nonblocking(true)?;
+            (tokio::net::UnixListener::from_std(l)?, false)
+        }
+        None => {
+            if let Some(dir) = sock_path.parent() {
+                fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            if sock_path.exists() {
+                if std::os::unix::net::UnixStream::connect(&sock_path).is_ok() {
+                    bail!("{} is in use by another daemon", sock_path.display());
+                }
+                fs::remove_file(&sock_path)?;
+            }
+            let l = tokio::net::UnixListener::bind(&sock_path)
+                .with_context(|| format!("binding {}", sock_path.display()))?;
+            let gid = socket_gid(&args.group, args.group == "berth");
+            nix::unistd::chown(
+                &sock_path,
+                Some(nix::unistd::Uid::from_raw(0)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .with_context(|| format!("chown {}", sock_path.display()))?;
+            fs::set_permissions(&sock_path, fs::Permissions::from_mode(0o660))?;
+            (l, true)
+        }
+    };
+    if let Some(p) = &args.pidfile {
+        fs::write(p, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    log::info!(
+        "berthd {} listening on {}",
+        env!("CARGO_PKG_VERSION"),
+        sock_path.display()
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(berth_api::serve(listener, engine, async move {
+        let _ = stop_rx.await;
+    }));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => log::info!("SIGTERM: shutting down"),
+        _ = int.recv() => log::info!("SIGINT: shutting down"),
+    }
+    let _ = stop_tx.send(());
+    // Streaming requests (logs -f, attach) may never end on their own; don't wait for them long.
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    if owned_socket {
+        let _ = fs::remove_file(&sock_path);
+    }
+    if let Some(p) = &args.pidfile {
+        let _ = fs::remove_file(p);
+    }
+    log::info!("stopped; containers keep running");
+    Ok(())
 }

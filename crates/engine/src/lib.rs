@@ -1,3 +1,20 @@
 //! berth-engine: container records, lifecycle, the per-container monitor, logs and events.
+//!
+//! - [`record`]: the on-disk container records (`config.v2.json`, `hostconfig.json`, `monitor.json`).
+//! - [`names`]: ids, short ids and generated names.
+//! - [`images`]: the local image store adapter (until berth-image lands).
+//! - [`spec`]: the OCI `config.json` builder.
+//! - [`logs`]: json-file logs and docker's multiplexed stream framing.
+//! - [`monitor`]: the per-container monitor process (`berth monitor`).
+//! - [`engine`]: the daemon side: create/start/stop/wait/remove/list, exit tracking, recovery after restart.
 
+pub mod engine;
+pub mod images;
+pub mod logs;
 pub mod monitor;
+pub mod names;
+pub mod query;
+pub mod record;
+pub mod spec;
+
+pub use engine::{Engine, EngineConfig, EngineError};

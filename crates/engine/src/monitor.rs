@@ -1,8 +1,437 @@
 //! The per-container monitor: a small single-threaded process, exec'd by berthd, that creates and starts one
-//! container through `berth_runtime`, owns its stdio and logs, reaps it and records its exit status.
+//! container, owns its stdio and logs, reaps it and records its exit status.
+//!
+//! `berth monitor --data-root D --exec-root E --id ID [--runtime BIN] [--sync-fd N]`
+//!
+//! Until `berth_runtime::create`/`start` land as a library, the container is created through a runc-compatible
+//! runtime CLI (`--runtime`, `runc` or `berth runtime`) in pass-through stdio mode: its stdout/stderr are pipes
+//! this process reads. The monitor is a child subreaper, so the container init becomes its child when the
+//! runtime's `create` exits, and the monitor reaps it directly.
+//!
+//! Protocol with berthd: once the container runs (or failed to), the monitor writes `ok\n` or `error: MSG\n` to
+//! the sync fd and closes it; the exit is recorded in `monitor.json` (see [`MonitorStatus`]) before the monitor
+//! exits, so berthd only needs to notice the monitor's death (a pidfd).
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::logs::Writer;
+use crate::record::{now_rfc3339, write_json, Container, MonitorStatus};
+
+/// Errors of the monitor.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    /// Bad command line.
+    #[error("usage: berth monitor --data-root D --exec-root E --id ID [--runtime BIN] [--sync-fd N]: {0}")]
+    Usage(String),
+    /// The container could not be created or started.
+    #[error("{0}")]
+    Start(String),
+    /// I/O.
+    #[error("{0}: {1}")]
+    Io(String, io::Error),
+    /// A syscall failed.
+    #[error("{0}: {1}")]
+    Sys(&'static str, nix::Error),
+}
+
+/// Parsed command line.
+#[derive(Debug)]
+struct Opts {
+    data_root: PathBuf,
+    exec_root: PathBuf,
+    id: String,
+    runtime: Vec<String>,
+    sync_fd: Option<i32>,
+}
+
+fn parse(args: &[OsString]) -> Result<Opts, MonitorError> {
+    let mut it = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned());
+    let (mut data_root, mut exec_root, mut id, mut runtime, mut sync_fd) =
+        (None, None, None, None, None);
+    while let Some(a) = it.next() {
+        let mut val = || {
+            it.next()
+                .ok_or_else(|| MonitorError::Usage(format!("{a} needs a value")))
+        };
+        match a.as_str() {
+            "--data-root" => data_root = Some(PathBuf::from(val()?)),
+            "--exec-root" => exec_root = Some(PathBuf::from(val()?)),
+            "--id" => id = Some(val()?),
+            "--runtime" => runtime = Some(val()?),
+            "--sync-fd" => {
+                sync_fd = Some(
+                    val()?
+                        .parse()
+                        .map_err(|_| MonitorError::Usage("bad --sync-fd".into()))?,
+                )
+            }
+            other => return Err(MonitorError::Usage(format!("unknown argument {other}"))),
+        }
+    }
+    let id = id.ok_or_else(|| MonitorError::Usage("--id is required".into()))?;
+    if id.len() != 64 || !id.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return Err(MonitorError::Usage(format!("bad id {id}")));
+    }
+    Ok(Opts {
+        data_root: data_root
+            .ok_or_else(|| MonitorError::Usage("--data-root is required".into()))?,
+        exec_root: exec_root
+            .ok_or_else(|| MonitorError::Usage("--exec-root is required".into()))?,
+        id,
+        runtime: runtime
+            .unwrap_or_else(|| "runc".into())
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
+        sync_fd,
+    })
+}
 
 /// Entry point for `berth monitor ARGS...`; returns the process exit code.
-pub fn main(_args: &[std::ffi::OsString]) -> i32 {
-    eprintln!("berth monitor: not implemented yet");
-    1
+pub fn main(args: &[OsString]) -> i32 {
+    let opts = match parse(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("berth monitor: {e}");
+            return 2;
+        }
+    };
+    // SAFETY: the fd number comes from berthd, which passed this fd to us and nothing else in this process
+    // owns it.
+    let mut sync = opts.sync_fd.map(|fd| unsafe { File::from_raw_fd(fd) });
+    let dir = Container::dir(&opts.data_root, &opts.id);
+    if let Ok(log) = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("monitor.log"))
+    {
+        // Our own diagnostics go to monitor.log: berthd gave us /dev/null.
+        let _ = nix::unistd::dup2(log.as_raw_fd(), 2);
+    }
+    match run(&opts, &mut sync) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{} berth monitor {}: {e}", now_rfc3339(), opts.id);
+            if let Some(mut s) = sync.take() {
+                let _ = writeln!(s, "error: {e}");
+            }
+            let st = MonitorStatus {
+                exit_code: Some(if matches!(e, MonitorError::Start(_)) {
+                    127
+                } else {
+                    255
+                }),
+                finished_at: Some(now_rfc3339()),
+                error: Some(e.to_string()),
+                ..Default::default()
+            };
+            let _ = write_json(&MonitorStatus::path(&opts.data_root, &opts.id), &st);
+            1
+        }
+    }
+}
+
+fn runtime_cmd(o: &Opts) -> Command {
+    let mut c = Command::new(&o.runtime[0]);
+    c.args(&o.runtime[1..])
+        .arg("--root")
+        .arg(o.exec_root.join("runtime"));
+    c
+}
+
+/// Pulls a readable message out of the runtime's stderr (runc logs `level=error msg="..."`).
+fn runtime_message(raw: &str) -> String {
+    let line = raw
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    if let Some(i) = line.find("msg=") {
+        let m = &line[i + 4..];
+        if let Some(stripped) = m.strip_prefix('"') {
+            return stripped.trim_end_matches('"').replace("\\\"", "\"");
+        }
+        return m.to_string();
+    }
+    line.to_string()
+}
+
+fn read_nonblocking(fd: &OwnedFd, out: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 16384];
+    loop {
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+            Ok(0) => return true,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return false,
+        }
+    }
+}
+
+fn set_nonblocking(fd: &OwnedFd) {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    if let Ok(flags) = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL) {
+        let _ = fcntl(
+            fd.as_raw_fd(),
+            FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+        );
+    }
+}
+
+/// Reads the OOM-kill counter of the container's cgroup (v1 memory.oom_control or v2 memory.events).
+fn oom_killed(id: &str) -> bool {
+    let candidates = [
+        format!("/sys/fs/cgroup/memory/berth/{id}/memory.oom_control"),
+        format!("/sys/fs/cgroup/berth/{id}/memory.events"),
+    ];
+    candidates.iter().any(|p| {
+        fs::read_to_string(p).ok().is_some_and(|s| {
+            s.lines().any(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+                    > 0
+            })
+        })
+    })
+}
+
+fn run(o: &Opts, sync: &mut Option<File>) -> Result<(), MonitorError> {
+    let dir = Container::dir(&o.data_root, &o.id);
+    let c = Container::load(&o.data_root, &o.id).map_err(|e| MonitorError::Start(e.to_string()))?;
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag and touches no memory.
+    let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    if r != 0 {
+        return Err(MonitorError::Sys(
+            "prctl(PR_SET_CHILD_SUBREAPER)",
+            nix::Error::last(),
+        ));
+    }
+    let layer = berth_storage::RwLayer::open(&o.data_root, &o.id)
+        .map_err(|e| MonitorError::Start(e.to_string()))?;
+    layer
+        .mount()
+        .map_err(|e| MonitorError::Start(e.to_string()))?;
+
+    let log_cfg = &c.host_config["LogConfig"]["Config"];
+    let max_size = log_cfg["max-size"]
+        .as_str()
+        .and_then(crate::spec::parse_size);
+    let max_file = log_cfg["max-file"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let mut writer = Writer::open(Path::new(&c.log_path), max_size, max_file)
+        .map_err(|e| MonitorError::Start(e.to_string()))?;
+
+    let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| MonitorError::Sys("pipe", e))?;
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| MonitorError::Sys("pipe", e))?;
+    let pid_file = dir.join("init.pid");
+    let _ = fs::remove_file(&pid_file);
+    // Stale runtime state from a crashed earlier run would make create fail with "already exists".
+    let _ = runtime_cmd(o)
+        .args(["delete", "--force", &o.id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let status = {
+        let mut cmd = runtime_cmd(o);
+        cmd.arg("create")
+            .arg("--bundle")
+            .arg(&dir)
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg(&o.id);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(out_w))
+            .stderr(Stdio::from(err_w));
+        cmd.status()
+            .map_err(|e| MonitorError::Io(format!("running {}", o.runtime[0]), e))?
+        // cmd (and with it our copies of the pipes' write ends) is dropped here: only the container keeps them.
+    };
+    set_nonblocking(&out_r);
+    set_nonblocking(&err_r);
+    if !status.success() {
+        let mut raw = Vec::new();
+        read_nonblocking(&err_r, &mut raw);
+        read_nonblocking(&out_r, &mut raw);
+        let _ = layer.unmount();
+        let msg = runtime_message(&String::from_utf8_lossy(&raw));
+        return Err(MonitorError::Start(format!(
+            "OCI runtime create failed: {msg}"
+        )));
+    }
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| MonitorError::Start("runtime wrote no pid file".into()))?;
+    let out = runtime_cmd(o)
+        .args(["start", &o.id])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| MonitorError::Io(format!("running {}", o.runtime[0]), e))?;
+    if !out.status.success() {
+        let _ = runtime_cmd(o).args(["delete", "--force", &o.id]).status();
+        let _ = layer.unmount();
+        let msg = runtime_message(&String::from_utf8_lossy(&out.stderr));
+        return Err(MonitorError::Start(format!(
+            "OCI runtime start failed: {msg}"
+        )));
+    }
+    let started = MonitorStatus {
+        pid,
+        started_at: now_rfc3339(),
+        ..Default::default()
+    };
+    write_json(&MonitorStatus::path(&o.data_root, &o.id), &started)
+        .map_err(|e| MonitorError::Start(e.to_string()))?;
+    if let Some(mut s) = sync.take() {
+        let _ = s.write_all(b"ok\n");
+    }
+
+    let exit_code = pump(pid, &out_r, &err_r, &mut writer);
+    let _ = writer.flush_partial();
+    let oom = oom_killed(&o.id);
+    let _ = runtime_cmd(o)
+        .args(["delete", "--force", &o.id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if let Err(e) = layer.unmount() {
+        eprintln!("{} unmount rootfs: {e}", now_rfc3339());
+    }
+    let done = MonitorStatus {
+        exit_code: Some(exit_code),
+        finished_at: Some(now_rfc3339()),
+        oom_killed: oom,
+        ..started
+    };
+    write_json(&MonitorStatus::path(&o.data_root, &o.id), &done)
+        .map_err(|e| MonitorError::Start(e.to_string()))?;
+    Ok(())
+}
+
+/// Copies the container's output into the log until it exits; returns its exit code (128+signal if killed).
+fn pump(pid: i32, out_r: &OwnedFd, err_r: &OwnedFd, writer: &mut Writer) -> i32 {
+    let mut open = [true, true];
+    let mut code: Option<i32> = None;
+    let mut buf = [0u8; 32768];
+    loop {
+        if open.iter().any(|o| *o) {
+            let mut fds = Vec::new();
+            let mut which = Vec::new();
+            for (i, fd) in [out_r, err_r].into_iter().enumerate() {
+                if open[i] {
+                    fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                    which.push(i);
+                }
+            }
+            // A timeout, so we notice the init's exit even while a leftover process holds the pipes.
+            let timeout = if code.is_some() {
+                PollTimeout::ZERO
+            } else {
+                PollTimeout::from(200u16)
+            };
+            let ready = poll(&mut fds, timeout).unwrap_or(0);
+            let revents: Vec<bool> = fds
+                .iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
+            drop(fds);
+            for (k, i) in which.into_iter().enumerate() {
+                if !revents[k] {
+                    continue;
+                }
+                let fd = if i == 0 { out_r } else { err_r };
+                match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+                    Ok(0) => open[i] = false,
+                    Ok(n) => {
+                        let _ = writer.feed(i as u8 + 1, &buf[..n]);
+                    }
+                    Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {}
+                    Err(_) => open[i] = false,
+                }
+            }
+            if code.is_some() && ready == 0 {
+                // Exited and nothing more to read right now: done (a process that escaped the pid namespace
+                // may hold the pipes forever).
+                break;
+            }
+        } else if code.is_none() {
+            // Both pipes closed: nothing more to log, block until the init exits.
+            code = wait_for(pid, true);
+            continue;
+        } else {
+            break;
+        }
+        if code.is_none() {
+            code = wait_for(pid, false);
+        }
+    }
+    code.unwrap_or(255)
+}
+
+/// Reaps children (we are a subreaper, so orphans land here too); returns the init's exit code once it exited.
+fn wait_for(pid: i32, block: bool) -> Option<i32> {
+    loop {
+        let flags = if block {
+            None
+        } else {
+            Some(WaitPidFlag::WNOHANG)
+        };
+        match waitpid(Pid::from_raw(-1), flags) {
+            Ok(WaitStatus::Exited(p, c)) if p.as_raw() == pid => return Some(c),
+            Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => return Some(128 + s as i32),
+            Ok(WaitStatus::StillAlive) => return None,
+            Ok(_) => continue,
+            Err(nix::Error::EINTR) => continue,
+            // No children at all: the init is gone without us seeing it (should not happen).
+            Err(_) => return Some(255),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_args_and_messages() {
+        let id = "a".repeat(64);
+        let args: Vec<OsString> = [
+            "monitor",
+            "--data-root",
+            "/d",
+            "--exec-root",
+            "/e",
+            "--id",
+            &id,
+            "--runtime",
+            "berth runtime",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let o = parse(&args).unwrap();
+        assert_eq!(o.runtime, vec!["berth", "runtime"]);
+        assert!(parse(&args[..5]).is_err());
+        let m = runtime_message(
+            "time=\"x\" level=error msg=\"runc create failed: exec: \\\"nope\\\": not found\"\n",
+        );
+        assert_eq!(m, "runc create failed: exec: \"nope\": not found");
+    }
 }

@@ -1,0 +1,240 @@
+//! Output streams: `GET /containers/{id}/logs` and the hijacked `POST /containers/{id}/attach`.
+//!
+//! Both read the container's json-file log: attach follows it from where it ends at attach time, until the run
+//! that was (or is about to be) started ends. That is enough for non-TTY output; stdin is not forwarded yet.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use berth_engine::logs::{self, Entry};
+use berth_engine::Engine;
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use crate::error::ApiError;
+use crate::{qbool, AppState};
+
+/// What to emit from each log entry.
+#[derive(Debug, Clone, Copy)]
+struct Fmt {
+    stdout: bool,
+    stderr: bool,
+    timestamps: bool,
+    tty: bool,
+}
+
+impl Fmt {
+    fn encode(&self, e: &Entry) -> Option<Bytes> {
+        let stream = if e.stream == "stderr" { 2 } else { 1 };
+        if (stream == 1 && !self.stdout) || (stream == 2 && !self.stderr) {
+            return None;
+        }
+        let payload = if self.timestamps {
+            format!("{} {}", e.time, e.log)
+        } else {
+            e.log.clone()
+        };
+        Some(if self.tty {
+            Bytes::from(payload)
+        } else {
+            Bytes::from(logs::frame(stream, payload.as_bytes()))
+        })
+    }
+}
+
+fn body_from(rx: mpsc::Receiver<Bytes>) -> Body {
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    }))
+}
+
+/// Follows the log file from `offset`, sending entries until the container has finished more than
+/// `base_exits` runs (or is removed) and the file is drained. Returns when the receiver goes away too.
+async fn follow(
+    engine: Arc<Engine>,
+    id: String,
+    path: PathBuf,
+    mut offset: u64,
+    base_exits: u64,
+    fmt: Fmt,
+    tx: mpsc::Sender<Bytes>,
+) {
+    let mut rx = engine.subscribe();
+    loop {
+        let finished = match engine.get(&id) {
+            Ok(c) => c.exits > base_exits && !c.state.running,
+            Err(_) => true,
+        };
+        let (entries, next) = logs::read_from(&path, offset);
+        offset = next;
+        for e in &entries {
+            if let Some(b) = fmt.encode(e) {
+                if tx.send(b).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if finished {
+            return;
+        }
+        if tx.is_closed() {
+            return;
+        }
+        // Wake on a state change, or poll the file for new output.
+        let _ = tokio::time::timeout(Duration::from_millis(100), rx.changed()).await;
+    }
+}
+
+fn parse_since(v: Option<&String>) -> Result<Option<f64>, ApiError> {
+    match v.filter(|s| !s.is_empty() && *s != "0") {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<f64>()
+            .map(Some)
+            .map_err(|_| ApiError::bad(format!("invalid value for since: {s}"))),
+    }
+}
+
+fn entry_time(e: &Entry) -> f64 {
+    chrono::DateTime::parse_from_rfc3339(&e.time)
+        .map(|t| t.timestamp() as f64 + t.timestamp_subsec_nanos() as f64 / 1e9)
+        .unwrap_or(0.0)
+}
+
+/// `GET /containers/{id}/logs`.
+pub async fn logs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let c = state.get(&id)?;
+    let fmt = Fmt {
+        stdout: qbool(q.get("stdout")),
+        stderr: qbool(q.get("stderr")),
+        timestamps: qbool(q.get("timestamps")),
+        tty: c.config["Tty"].as_bool().unwrap_or(false),
+    };
+    if !fmt.stdout && !fmt.stderr {
+        return Err(ApiError::bad(
+            "Bad parameters: you must choose at least one stream",
+        ));
+    }
+    let since = parse_since(q.get("since"))?;
+    let until = parse_since(q.get("until"))?;
+    let tail: Option<usize> = match q.get("tail").map(String::as_str) {
+        None | Some("") | Some("all") => None,
+        Some(t) => Some(
+            t.parse::<i64>()
+                .map_err(|_| ApiError::bad(format!("invalid value for tail: {t}")))?
+                .max(0) as usize,
+        ),
+    };
+    let path = PathBuf::from(&c.log_path);
+    // Where following picks up: the end of what we read now.
+    let offset = logs::current_offset(&path);
+    let mut entries: Vec<Entry> = logs::read_all(&path)
+        .into_iter()
+        .filter(|e| (e.stream == "stderr" && fmt.stderr) || (e.stream != "stderr" && fmt.stdout))
+        .filter(|e| {
+            since.is_none_or(|s| entry_time(e) >= s) && until.is_none_or(|u| entry_time(e) <= u)
+        })
+        .collect();
+    if let Some(n) = tail {
+        let skip = entries.len().saturating_sub(n);
+        entries.drain(..skip);
+    }
+    let (tx, rx) = mpsc::channel(64);
+    let follow_on = qbool(q.get("follow")) && (c.state.running || c.monitor_pid != 0);
+    let engine = state.clone();
+    tokio::spawn(async move {
+        for e in &entries {
+            if let Some(b) = fmt.encode(e) {
+                if tx.send(b).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if follow_on {
+            follow(engine, c.id.clone(), path, offset, c.exits, fmt, tx).await;
+        }
+    });
+    let ct = if fmt.tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    Ok(([(header::CONTENT_TYPE, ct)], body_from(rx)).into_response())
+}
+
+/// `POST /containers/{id}/attach?stream=1&stdout=1&stderr=1`: upgrades the connection (`Upgrade: tcp`) and
+/// streams the output of the current or next run.
+pub async fn attach(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    mut req: Request,
+) -> Result<Response, ApiError> {
+    let c = state.get(&id)?;
+    let tty = c.config["Tty"].as_bool().unwrap_or(false);
+    let fmt = Fmt {
+        stdout: qbool(q.get("stdout")),
+        stderr: qbool(q.get("stderr")),
+        timestamps: false,
+        tty,
+    };
+    let stream = qbool(q.get("stream"));
+    let path = PathBuf::from(&c.log_path);
+    let offset = logs::current_offset(&path);
+    let ct = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    let (tx, mut rx) = mpsc::channel::<Bytes>(64);
+    if stream {
+        let engine = state.clone();
+        let (cid, exits) = (c.id.clone(), c.exits);
+        tokio::spawn(follow(engine, cid, path, offset, exits, fmt, tx));
+    } else {
+        drop(tx);
+    }
+    let wants_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    let on_upgrade = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
+    match (wants_upgrade, on_upgrade) {
+        (true, Some(on_upgrade)) => {
+            tokio::spawn(async move {
+                let Ok(upgraded) = on_upgrade.await else {
+                    return;
+                };
+                let mut io = TokioIo::new(upgraded);
+                while let Some(b) = rx.recv().await {
+                    if io.write_all(&b).await.is_err() {
+                        return;
+                    }
+                    let _ = io.flush().await;
+                }
+                let _ = io.shutdown().await;
+            });
+            Ok(Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header(header::CONNECTION, "Upgrade")
+                .header(header::UPGRADE, "tcp")
+                .header(header::CONTENT_TYPE, ct)
+                .body(Body::empty())
+                .map_err(ApiError::internal)?)
+        }
+        _ => Ok(([(header::CONTENT_TYPE, ct)], body_from(rx)).into_response()),
+    }
+}

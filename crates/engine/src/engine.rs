@@ -1,0 +1,990 @@
+//! The daemon side of containers: the in-memory table of records, create/start/stop/kill/wait/remove, the
+//! monitor processes and their exits (a pidfd per monitor), and recovery of running containers after a berthd
+//! restart. Queries (list filters, status text) live in [`crate::query`].
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::watch;
+
+use crate::images::{ImageError, Images};
+use crate::names;
+use crate::record::{
+    now_rfc3339, read_json, write_json, Container, MonitorStatus, State, ZERO_TIME,
+};
+
+/// Errors of engine operations; [`EngineError::status`] maps them to docker's HTTP status codes.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// 404 for containers.
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    /// 404 for images.
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    /// 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// 400.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// 304: nothing to do (start a running container, stop a stopped one).
+    #[error("{0}")]
+    NotModified(String),
+    /// 500.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    /// docker's HTTP status for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::NoSuchContainer(_) | Self::NoSuchImage(_) => 404,
+            Self::Conflict(_) => 409,
+            Self::InvalidParameter(_) => 400,
+            Self::NotModified(_) => 304,
+            Self::Internal(_) => 500,
+        }
+    }
+}
+
+impl From<ImageError> for EngineError {
+    fn from(e: ImageError) -> Self {
+        match e {
+            ImageError::NotFound(r) => Self::NoSuchImage(r),
+            ImageError::Ambiguous(_)
+            | ImageError::InvalidReference(_)
+            | ImageError::InvalidChange(..) => Self::InvalidParameter(e.to_string()),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Internal(e.to_string())
+}
+
+type Result<T> = std::result::Result<T, EngineError>;
+
+/// Where things live and which binaries to run.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// `--data-root`.
+    pub data_root: PathBuf,
+    /// `--exec-root`.
+    pub exec_root: PathBuf,
+    /// The `berth` binary that runs monitors.
+    pub berth_binary: PathBuf,
+    /// The runc-compatible runtime command the monitor uses (`runc` or `<berth> runtime`).
+    pub runtime: String,
+}
+
+/// The engine: shared by all API handlers.
+#[derive(Debug)]
+pub struct Engine {
+    /// Configuration.
+    pub cfg: EngineConfig,
+    /// The image store.
+    pub images: Images,
+    containers: Mutex<HashMap<String, Container>>,
+    changes: watch::Sender<u64>,
+}
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl Engine {
+    /// Opens the data root (creating its layout), loads the containers and re-attaches to running ones.
+    pub fn new(cfg: EngineConfig) -> Result<Arc<Self>> {
+        for d in [
+            "containers",
+            "image",
+            "overlay2",
+            "volumes",
+            "network",
+            "tmp",
+        ] {
+            fs::create_dir_all(cfg.data_root.join(d)).map_err(internal)?;
+        }
+        fs::create_dir_all(cfg.exec_root.join("runtime")).map_err(internal)?;
+        let images = Images::open(&cfg.data_root)?;
+        let (changes, _) = watch::channel(0);
+        let engine = Arc::new(Self {
+            cfg,
+            images,
+            containers: Mutex::new(HashMap::new()),
+            changes,
+        });
+        engine.recover();
+        Ok(engine)
+    }
+
+    fn table(&self) -> MutexGuard<'_, HashMap<String, Container>> {
+        self.containers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn notify(&self) {
+        self.changes.send_modify(|v| *v += 1);
+    }
+
+    /// A receiver that changes whenever any container's state changes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn save(&self, c: &Container) -> Result<()> {
+        c.save(&self.cfg.data_root).map_err(internal)
+    }
+
+    /// Updates a container in the table and on disk.
+    fn update(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
+        let c = {
+            let mut t = self.table();
+            let c = t
+                .get_mut(id)
+                .ok_or_else(|| EngineError::NoSuchContainer(id.to_string()))?;
+            f(c);
+            c.clone()
+        };
+        self.save(&c)?;
+        self.notify();
+        Ok(c)
+    }
+
+    /// All containers (unsorted).
+    pub fn all(&self) -> Vec<Container> {
+        self.table().values().cloned().collect()
+    }
+
+    /// Finds a container by full id, name (with or without `/`) or unique id prefix.
+    pub fn get(&self, key: &str) -> Result<Container> {
+        let t = self.table();
+        if let Some(c) = t.get(key) {
+            return Ok(c.clone());
+        }
+        let name = format!("/{}", key.strip_prefix('/').unwrap_or(key));
+        if let Some(c) = t.values().find(|c| c.name == name) {
+            return Ok(c.clone());
+        }
+        if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hits: Vec<&Container> = t.values().filter(|c| c.id.starts_with(key)).collect();
+            match hits.len() {
+                0 => {}
+                1 => return Ok(hits[0].clone()),
+                _ => {
+                    return Err(EngineError::InvalidParameter(format!(
+                        "multiple IDs found with provided prefix: {key}"
+                    )))
+                }
+            }
+        }
+        Err(EngineError::NoSuchContainer(key.to_string()))
+    }
+
+    /// `POST /containers/create`: returns the new id and warnings.
+    pub fn create(
+        &self,
+        name: Option<&str>,
+        mut config: Value,
+        mut hc: Value,
+    ) -> Result<(String, Vec<String>)> {
+        if !config.is_object() {
+            return Err(EngineError::InvalidParameter(
+                "config cannot be empty in order to create a container".into(),
+            ));
+        }
+        if !hc.is_object() {
+            hc = json!({});
+        }
+        let image_ref = config["Image"].as_str().unwrap_or("").to_string();
+        if image_ref.is_empty() {
+            return Err(EngineError::InvalidParameter(
+                "No image was specified".into(),
+            ));
+        }
+        let img = self.images.resolve(&image_ref).map_err(|e| match e {
+            ImageError::NotFound(_) => EngineError::NoSuchImage(
+                crate::images::normalize(&image_ref).unwrap_or_else(|_| image_ref.clone()),
+            ),
+            other => other.into(),
+        })?;
+        let id = names::new_id();
+        let ic = img.container_config().clone();
+        // Merge the image's config under the request's, like docker does at create time.
+        let user_entrypoint = config["Entrypoint"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty());
+        if !user_entrypoint {
+            config["Entrypoint"] = ic["Entrypoint"].clone();
+        }
+        let has_cmd = config["Cmd"].as_array().is_some_and(|a| !a.is_empty());
+        if !has_cmd && !user_entrypoint {
+            config["Cmd"] = ic["Cmd"].clone();
+        }
+        let mut env: Vec<String> = Vec::new();
+        for e in ic["Env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(config["Env"].as_array().into_iter().flatten())
+        {
+            if let Some(e) = e.as_str() {
+                let key = e.split('=').next().unwrap_or(e);
+                env.retain(|x| x.split('=').next() != Some(key));
+                env.push(e.to_string());
+            }
+        }
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, DEFAULT_PATH.to_string());
+        }
+        config["Env"] = json!(env);
+        for (k, default) in [
+            ("WorkingDir", json!("")),
+            ("User", json!("")),
+            ("StopSignal", Value::Null),
+        ] {
+            if config[k].as_str().is_none_or(|s| s.is_empty()) {
+                config[k] = if ic[k].is_null() {
+                    default
+                } else {
+                    ic[k].clone()
+                };
+            }
+        }
+        let mut labels = ic["Labels"].as_object().cloned().unwrap_or_default();
+        labels.extend(config["Labels"].as_object().cloned().unwrap_or_default());
+        config["Labels"] = json!(labels);
+        if config["Hostname"].as_str().is_none_or(|s| s.is_empty()) {
+            config["Hostname"] = json!(names::short(&id));
+        }
+        if config["Domainname"].is_null() {
+            config["Domainname"] = json!("");
+        }
+        if let Some(obj) = config.as_object_mut() {
+            obj.retain(|_, v| !v.is_null());
+        }
+        let mut argv: Vec<String> = Vec::new();
+        for k in ["Entrypoint", "Cmd"] {
+            argv.extend(
+                config[k]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(String::from)),
+            );
+        }
+        if argv.is_empty() {
+            return Err(EngineError::InvalidParameter("no command specified".into()));
+        }
+        // HostConfig defaults as docker fills them.
+        let nm = hc["NetworkMode"].as_str().unwrap_or("");
+        if nm.is_empty() || nm == "default" {
+            hc["NetworkMode"] = json!("bridge");
+        } else if !matches!(nm, "bridge" | "host" | "none") {
+            return Err(EngineError::NoSuchContainer(format!(
+                "network {nm} not found"
+            )));
+        }
+        if hc["LogConfig"]["Type"]
+            .as_str()
+            .is_none_or(|s| s.is_empty())
+        {
+            hc["LogConfig"] = json!({"Type": "json-file", "Config": hc["LogConfig"]["Config"].as_object().cloned().unwrap_or_default()});
+        }
+        if hc["LogConfig"]["Type"] != "json-file" {
+            return Err(EngineError::InvalidParameter(format!(
+                "logging driver {} is not supported",
+                hc["LogConfig"]["Type"]
+            )));
+        }
+        if hc["RestartPolicy"]["Name"]
+            .as_str()
+            .is_none_or(|s| s.is_empty())
+        {
+            hc["RestartPolicy"] = json!({"Name": "no", "MaximumRetryCount": 0});
+        }
+        // Validate the resource/security parts now, so bad input fails at create, not start.
+        let fake = Path::new("/nonexistent");
+        crate::spec::build(
+            &crate::spec::SpecInput {
+                id: &id,
+                rootfs: fake,
+                args: &argv,
+                env: &env,
+                hostname: "x",
+                etc_files: [fake, fake, fake],
+                cgroup_v2: false,
+            },
+            &json!({}),
+            &hc,
+        )
+        .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
+        let dir = Container::dir(&self.cfg.data_root, &id);
+        let mut t = self.table();
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let n =
+                    names::validate(n).map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
+                if let Some(other) = t.values().find(|c| c.short_name() == n) {
+                    return Err(EngineError::Conflict(format!(
+                        "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                        other.id
+                    )));
+                }
+                n
+            }
+            None => {
+                let mut retry = 0;
+                loop {
+                    let n = names::random_name(retry);
+                    if !t.values().any(|c| c.short_name() == n) {
+                        break n;
+                    }
+                    retry += 1;
+                }
+            }
+        };
+        let layer =
+            berth_storage::RwLayer::new(&self.cfg.data_root, &id, self.images.layer_dirs(&img))
+                .map_err(internal)?;
+        fs::create_dir_all(&dir).map_err(internal)?;
+        layer.create().map_err(internal)?;
+        let c = Container {
+            id: id.clone(),
+            created: now_rfc3339(),
+            path: argv[0].clone(),
+            args: argv[1..].to_vec(),
+            config,
+            state: State::default(),
+            image: img.id.clone(),
+            name: format!("/{name}"),
+            restart_count: 0,
+            driver: "overlay2".into(),
+            platform: "linux".into(),
+            log_path: dir.join(format!("{id}-json.log")).display().to_string(),
+            hostname_path: dir.join("hostname").display().to_string(),
+            hosts_path: dir.join("hosts").display().to_string(),
+            resolv_conf_path: dir.join("resolv.conf").display().to_string(),
+            exec_ids: vec![],
+            monitor_pid: 0,
+            exits: 0,
+            host_config: hc,
+        };
+        if let Err(e) = c.save(&self.cfg.data_root) {
+            let _ = layer.remove();
+            let _ = fs::remove_dir_all(&dir);
+            return Err(internal(e));
+        }
+        t.insert(id.clone(), c);
+        drop(t);
+        self.notify();
+        Ok((id, Vec::new()))
+    }
+
+    /// Writes /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
+    fn write_etc_files(&self, c: &Container) -> Result<()> {
+        let hostname = c.config["Hostname"].as_str().unwrap_or("localhost");
+        let host_net = c.host_config["NetworkMode"] == "host";
+        fs::write(&c.hostname_path, format!("{hostname}\n")).map_err(internal)?;
+        let hosts = if host_net {
+            fs::read_to_string("/etc/hosts").unwrap_or_default()
+        } else {
+            format!(
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+            )
+        };
+        fs::write(&c.hosts_path, hosts).map_err(internal)?;
+        let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv = if host_net {
+            host_resolv
+        } else {
+            container_resolv_conf(&host_resolv)
+        };
+        fs::write(&c.resolv_conf_path, resolv).map_err(internal)?;
+        Ok(())
+    }
+
+    fn cgroup_v2_only() -> bool {
+        Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+    }
+
+    /// `POST /containers/{id}/start`.
+    pub async fn start(self: &Arc<Self>, key: &str) -> Result<()> {
+        let c = self.get(key)?;
+        if c.state.running {
+            return Err(EngineError::NotModified("container already started".into()));
+        }
+        let img = self
+            .images
+            .resolve(&c.image)
+            .map_err(|e| EngineError::Internal(format!("image of container: {e}")))?;
+        let layer =
+            berth_storage::RwLayer::new(&self.cfg.data_root, &c.id, self.images.layer_dirs(&img))
+                .map_err(internal)?;
+        layer.create().map_err(internal)?;
+        let rootfs = layer.mount().map_err(internal)?;
+        self.write_etc_files(&c)?;
+        let mut argv = vec![c.path.clone()];
+        argv.extend(c.args.iter().cloned());
+        let mut env: Vec<String> = vec![format!(
+            "HOSTNAME={}",
+            c.config["Hostname"].as_str().unwrap_or("")
+        )];
+        if c.config["Tty"].as_bool().unwrap_or(false) {
+            env.push("TERM=xterm".into());
+        }
+        env.extend(
+            c.config["Env"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(String::from)),
+        );
+        let dir = Container::dir(&self.cfg.data_root, &c.id);
+        let spec = crate::spec::build(
+            &crate::spec::SpecInput {
+                id: &c.id,
+                rootfs: &rootfs,
+                args: &argv,
+                env: &env,
+                hostname: c.config["Hostname"].as_str().unwrap_or(""),
+                etc_files: [
+                    Path::new(&c.hostname_path),
+                    Path::new(&c.hosts_path),
+                    Path::new(&c.resolv_conf_path),
+                ],
+                cgroup_v2: Self::cgroup_v2_only(),
+            },
+            &c.config,
+            &c.host_config,
+        );
+        let spec = match spec {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = layer.unmount();
+                return Err(EngineError::InvalidParameter(e.to_string()));
+            }
+        };
+        write_json(&dir.join("config.json"), &spec).map_err(internal)?;
+        let _ = fs::remove_file(MonitorStatus::path(&self.cfg.data_root, &c.id));
+        let (monitor_pid, sync_r) = self.spawn_monitor(&c.id)?;
+        self.update(&c.id, |c| c.monitor_pid = monitor_pid)?;
+        self.watch_monitor(c.id.clone(), monitor_pid);
+        let reply = tokio::task::spawn_blocking(move || {
+            let mut f = fs::File::from(sync_r);
+            let mut s = String::new();
+            let _ = f.read_to_string(&mut s);
+            s
+        })
+        .await
+        .map_err(internal)?;
+        if reply.trim() == "ok" {
+            let st: MonitorStatus =
+                read_json(&MonitorStatus::path(&self.cfg.data_root, &c.id)).unwrap_or_default();
+            // The monitor may already have finished (a very short-lived container); the exit watcher records
+            // that, so only mark running when no exit is known yet.
+            self.update(&c.id, |c| {
+                if st.exit_code.is_none() && c.monitor_pid != 0 {
+                    c.state.running = true;
+                    c.state.status = "running".into();
+                    c.state.pid = st.pid;
+                }
+                c.state.started_at = st.started_at.clone();
+                c.state.error.clear();
+                c.state.exit_code = 0;
+                c.state.oom_killed = false;
+                c.state.finished_at = ZERO_TIME.into();
+            })?;
+            Ok(())
+        } else {
+            let msg = reply
+                .trim()
+                .strip_prefix("error: ")
+                .unwrap_or("monitor exited before starting the container");
+            let msg = msg.to_string();
+            let code = if msg.contains("not found") || msg.contains("no such file") {
+                127
+            } else if msg.contains("permission denied") {
+                126
+            } else {
+                128
+            };
+            self.update(&c.id, |c| {
+                c.state.error = msg.clone();
+                c.state.exit_code = code;
+            })?;
+            if code == 128 {
+                Err(EngineError::Internal(msg))
+            } else {
+                Err(EngineError::InvalidParameter(msg))
+            }
+        }
+    }
+
+    /// Spawns `berth monitor` detached (own session, stdio on /dev/null), returning its pid and the read end of
+    /// its sync pipe.
+    fn spawn_monitor(&self, id: &str) -> Result<(i32, OwnedFd)> {
+        let (sync_r, sync_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(internal)?;
+        let mut cmd = Command::new(&self.cfg.berth_binary);
+        cmd.arg("monitor")
+            .arg("--data-root")
+            .arg(&self.cfg.data_root)
+            .arg("--exec-root")
+            .arg(&self.cfg.exec_root)
+            .arg("--id")
+            .arg(id)
+            .arg("--runtime")
+            .arg(&self.cfg.runtime)
+            .arg("--sync-fd")
+            .arg("3")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let w = sync_w.as_raw_fd();
+        // SAFETY: only async-signal-safe calls (setsid, dup2, fcntl) run between fork and exec, and `w` stays
+        // open in the parent until after spawn returns.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if w == 3 {
+                    // dup2 onto itself keeps FD_CLOEXEC; clear it by hand.
+                    if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(w, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| {
+            EngineError::Internal(format!(
+                "starting monitor {}: {e}",
+                self.cfg.berth_binary.display()
+            ))
+        })?;
+        drop(sync_w);
+        Ok((child.id() as i32, sync_r))
+    }
+
+    /// Watches a monitor (our child or adopted after a restart) with a pidfd and records the exit when it dies.
+    fn watch_monitor(self: &Arc<Self>, id: String, pid: i32) {
+        let engine = Arc::clone(self);
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+        if fd < 0 {
+            // Already gone (and reaped).
+            engine.on_monitor_exit(&id, pid);
+            return;
+        }
+        // SAFETY: fd is a fresh pidfd that nothing else owns.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        tokio::spawn(async move {
+            // SAFETY: the AsyncFd owns the pidfd, so the fd stays open for as long as it is registered.
+            let registered = unsafe { AsyncFd::register(pidfd) };
+            if let Ok(afd) = registered {
+                let _ = afd.readable().await;
+            } else {
+                // No reactor registration: fall back to polling for the pid to vanish.
+                while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            engine.on_monitor_exit(&id, pid);
+        });
+    }
+
+    /// Records a finished run from monitor.json, and removes the container if AutoRemove.
+    fn on_monitor_exit(self: &Arc<Self>, id: &str, pid: i32) {
+        // Reap it if it is our child; a monitor adopted after a restart is not, and that is fine.
+        let _ = nix::sys::wait::waitpid(
+            nix::unistd::Pid::from_raw(pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+        let st: MonitorStatus =
+            read_json(&MonitorStatus::path(&self.cfg.data_root, id)).unwrap_or_default();
+        let Ok(c) = self.update(id, |c| {
+            if c.monitor_pid != pid {
+                return;
+            }
+            let was_started = st.pid != 0;
+            c.monitor_pid = 0;
+            c.state.running = false;
+            c.state.pid = 0;
+            c.state.status = if was_started || c.state.status != "created" {
+                "exited".into()
+            } else {
+                "created".into()
+            };
+            if was_started {
+                c.state.status = "exited".into();
+                c.state.exit_code = st.exit_code.unwrap_or(255);
+                c.state.finished_at = st.finished_at.clone().unwrap_or_else(now_rfc3339);
+                c.state.oom_killed = st.oom_killed;
+                if c.state.started_at == ZERO_TIME || c.state.started_at.is_empty() {
+                    c.state.started_at = st.started_at.clone();
+                }
+                c.exits += 1;
+            } else if let Some(e) = &st.error {
+                c.state.error = e.clone();
+                c.state.exit_code = st.exit_code.unwrap_or(128);
+                c.state.status = "exited".into();
+                c.state.finished_at = st.finished_at.clone().unwrap_or_else(now_rfc3339);
+                c.exits += 1;
+            }
+        }) else {
+            return;
+        };
+        // The monitor unmounts on a clean exit; make sure a crashed one does not leave the rootfs mounted.
+        if let Ok(l) = berth_storage::RwLayer::open(&self.cfg.data_root, id) {
+            let _ = l.unmount();
+        }
+        if c.host_config["AutoRemove"].as_bool().unwrap_or(false) && !c.state.running {
+            let _ = self.remove_now(&c);
+        }
+    }
+
+    /// Re-reads containers from disk after a (re)start of berthd.
+    fn recover(self: &Arc<Self>) {
+        let Ok(rd) = fs::read_dir(self.cfg.data_root.join("containers")) else {
+            return;
+        };
+        let mut watch = Vec::new();
+        {
+            let mut t = self.table();
+            for e in rd.flatten() {
+                let Some(id) = e.file_name().to_str().map(String::from) else {
+                    continue;
+                };
+                let Ok(c) = Container::load(&self.cfg.data_root, &id) else {
+                    log::warn!("skipping unreadable container record {id}");
+                    continue;
+                };
+                if c.monitor_pid != 0 {
+                    watch.push((id.clone(), c.monitor_pid));
+                }
+                t.insert(id, c);
+            }
+        }
+        for (id, pid) in watch {
+            if monitor_alive(pid, &id) {
+                // Catch up with a start that finished while we were away.
+                let st: MonitorStatus =
+                    read_json(&MonitorStatus::path(&self.cfg.data_root, &id)).unwrap_or_default();
+                let _ = self.update(&id, |c| {
+                    if st.pid != 0 && st.exit_code.is_none() {
+                        c.state.running = true;
+                        c.state.status = "running".into();
+                        c.state.pid = st.pid;
+                        c.state.started_at = st.started_at.clone();
+                    }
+                });
+                self.watch_monitor(id, pid);
+            } else {
+                let _ = self.update(&id, |c| {
+                    // Without the monitor's record we know only that it is gone.
+                    c.state.exit_code = 255;
+                });
+                self.on_monitor_exit(&id, pid);
+            }
+        }
+    }
+
+    /// Sends a signal to the container's init.
+    pub fn kill(&self, key: &str, signal: Option<&str>) -> Result<()> {
+        let c = self.get(key)?;
+        let sig = parse_signal(signal.unwrap_or("KILL"))?;
+        if !c.state.running || c.state.pid <= 0 {
+            return Err(EngineError::Conflict(format!(
+                "cannot kill container: {key}: container {} is not running",
+                c.id
+            )));
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.state.pid), sig).map_err(internal)
+    }
+
+    /// Waits until the container is not running (or the receiver closes).
+    async fn wait_not_running(&self, id: &str, timeout: Option<Duration>) -> bool {
+        let mut rx = self.subscribe();
+        let fut = async {
+            loop {
+                match self.get(id) {
+                    Ok(c) if c.state.running || c.monitor_pid != 0 => {}
+                    _ => return,
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        match timeout {
+            Some(t) => tokio::time::timeout(t, fut).await.is_ok(),
+            None => {
+                fut.await;
+                true
+            }
+        }
+    }
+
+    /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after `timeout` seconds (-1: wait forever).
+    pub async fn stop(&self, key: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+        let c = self.get(key)?;
+        if !c.state.running {
+            return Err(EngineError::NotModified("container already stopped".into()));
+        }
+        let sig = signal
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .or_else(|| c.config["StopSignal"].as_str().map(String::from))
+            .unwrap_or_else(|| "SIGTERM".into());
+        let t = timeout
+            .or_else(|| c.config["StopTimeout"].as_i64())
+            .unwrap_or(10);
+        let _ = self.kill(&c.id, Some(&sig));
+        let wait = if t < 0 {
+            None
+        } else {
+            Some(Duration::from_secs(t as u64))
+        };
+        if !self.wait_not_running(&c.id, wait).await {
+            let _ = self.kill(&c.id, Some("KILL"));
+            self.wait_not_running(&c.id, None).await;
+        }
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/restart`.
+    pub async fn restart(
+        self: &Arc<Self>,
+        key: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
+        match self.stop(key, timeout, signal).await {
+            Ok(()) | Err(EngineError::NotModified(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.start(key).await
+    }
+
+    /// `POST /containers/{id}/wait`: resolves with the exit code. `condition`: not-running (default), next-exit,
+    /// removed. The baseline is taken before this returns the future's first poll, so call it before starting.
+    pub fn wait(
+        self: &Arc<Self>,
+        key: &str,
+        condition: &str,
+    ) -> Result<impl std::future::Future<Output = (i32, Option<String>)> + Send + 'static> {
+        let c = self.get(key)?;
+        if !matches!(condition, "" | "not-running" | "next-exit" | "removed") {
+            return Err(EngineError::InvalidParameter(format!(
+                "invalid condition: {condition:?}"
+            )));
+        }
+        let engine = Arc::clone(self);
+        let mut rx = self.subscribe();
+        let condition = condition.to_string();
+        let base_exits = c.exits;
+        let id = c.id.clone();
+        Ok(async move {
+            let mut last = (c.state.exit_code, None);
+            loop {
+                match engine.get(&id) {
+                    Err(_) => return last,
+                    Ok(c) => {
+                        let err = (!c.state.error.is_empty()).then(|| c.state.error.clone());
+                        last = (c.state.exit_code, err);
+                        let done = match condition.as_str() {
+                            "next-exit" => c.exits > base_exits && !c.state.running,
+                            "removed" => false,
+                            _ => !c.state.running && c.monitor_pid == 0,
+                        };
+                        if done {
+                            return last;
+                        }
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return last;
+                }
+            }
+        })
+    }
+
+    /// `DELETE /containers/{id}`.
+    pub async fn remove(&self, key: &str, force: bool) -> Result<()> {
+        let c = self.get(key)?;
+        if c.state.running {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "cannot remove container \"{}\": container is running: stop the container before removing or force remove",
+                    c.name
+                )));
+            }
+            let _ = self.kill(&c.id, Some("KILL"));
+            self.wait_not_running(&c.id, None).await;
+        }
+        let c = self.get(&c.id)?;
+        self.remove_now(&c)
+    }
+
+    fn remove_now(&self, c: &Container) -> Result<()> {
+        if let Ok(layer) = berth_storage::RwLayer::open(&self.cfg.data_root, &c.id) {
+            layer.remove().map_err(internal)?;
+        }
+        let dir = Container::dir(&self.cfg.data_root, &c.id);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(internal(format!("removing {}: {e}", dir.display()))),
+        }
+        self.table().remove(&c.id);
+        self.notify();
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/rename`.
+    pub fn rename(&self, key: &str, new_name: &str) -> Result<()> {
+        let n =
+            names::validate(new_name).map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
+        let c = self.get(key)?;
+        if let Some(other) = self
+            .table()
+            .values()
+            .find(|o| o.short_name() == n && o.id != c.id)
+        {
+            return Err(EngineError::Conflict(format!(
+                "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                other.id
+            )));
+        }
+        self.update(&c.id, |c| c.name = format!("/{n}"))?;
+        Ok(())
+    }
+
+    /// `POST /containers/prune`: removes stopped containers; returns their ids and the bytes reclaimed.
+    pub fn prune(&self, keep: impl Fn(&Container) -> bool) -> (Vec<String>, u64) {
+        let mut ids = Vec::new();
+        let mut space = 0;
+        for c in self.all() {
+            if c.state.running || c.monitor_pid != 0 || keep(&c) {
+                continue;
+            }
+            let size = self.rw_size(&c.id);
+            if self.remove_now(&c).is_ok() {
+                ids.push(c.id);
+                space += size;
+            }
+        }
+        (ids, space)
+    }
+
+    /// Bytes in the container's writable layer.
+    pub fn rw_size(&self, id: &str) -> u64 {
+        berth_storage::RwLayer::new(&self.cfg.data_root, id, vec![])
+            .map(|l| l.size())
+            .unwrap_or(0)
+    }
+
+    /// The overlay dirs of a container (for inspect's GraphDriver).
+    pub fn layer_dir(&self, id: &str) -> PathBuf {
+        self.cfg.data_root.join("overlay2").join(id)
+    }
+}
+
+fn is_zombie(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+/// Whether `pid` is a live `berth monitor` for `id` (and not a recycled pid).
+fn monitor_alive(pid: i32, id: &str) -> bool {
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    !is_zombie(pid)
+        && args.iter().any(|a| *a == b"monitor")
+        && args.contains(&id.as_bytes())
+}
+
+/// resolv.conf for a container with its own network namespace: the host's, minus loopback resolvers (they are
+/// unreachable from there); docker's public fallbacks when none remain.
+pub fn container_resolv_conf(host: &str) -> String {
+    let mut out = String::new();
+    let mut servers = 0;
+    for l in host.lines() {
+        let mut f = l.split_whitespace();
+        if f.next() == Some("nameserver") {
+            let ip = f.next().unwrap_or("");
+            if ip.starts_with("127.") || ip == "::1" {
+                continue;
+            }
+            servers += 1;
+        }
+        out.push_str(l);
+        out.push('\n');
+    }
+    if servers == 0 {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
+/// Parses `SIGTERM`, `TERM`, `term` or `15`.
+pub fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal> {
+    use std::str::FromStr;
+    let bad = || EngineError::InvalidParameter(format!("Invalid signal: {s}"));
+    if let Ok(n) = s.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n).map_err(|_| bad());
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    nix::sys::signal::Signal::from_str(&name).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert_eq!(
+            parse_signal("TERM").unwrap(),
+            nix::sys::signal::Signal::SIGTERM
+        );
+        assert_eq!(
+            parse_signal("sigkill").unwrap(),
+            nix::sys::signal::Signal::SIGKILL
+        );
+        assert_eq!(parse_signal("1").unwrap(), nix::sys::signal::Signal::SIGHUP);
+        assert!(parse_signal("NOPE").is_err());
+    }
+
+    #[test]
+    fn resolv() {
+        let r = container_resolv_conf("search x\nnameserver 127.0.0.53\n");
+        assert_eq!(r, "search x\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+        let r = container_resolv_conf("nameserver 10.0.0.1\nnameserver ::1\n");
+        assert_eq!(r, "nameserver 10.0.0.1\n");
+    }
+}

@@ -1,0 +1,276 @@
+//! Container records on disk: `<data-root>/containers/<id>/config.v2.json` (the container, docker's shape),
+//! `hostconfig.json` (the HostConfig as the client sent it, with defaults filled) and `monitor.json` (written by
+//! the monitor only: pid, start and exit). All writes are atomic (temp file, fsync, rename, fsync dir).
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Errors from reading and writing records.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// I/O on a record file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A record file is not valid JSON of the expected shape.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// docker's "zero" timestamp, used for times that never happened.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// RFC 3339 with nanoseconds in UTC, the format docker uses everywhere.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Writes `data` to `path` atomically: a crash leaves either the old or the new content.
+pub fn atomic_write(path: &Path, data: &[u8]) -> Result<(), RecordError> {
+    let err = |source| RecordError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("f"),
+        std::process::id()
+    ));
+    let mut f = fs::File::create(&tmp).map_err(err)?;
+    f.write_all(data).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(err)?;
+    // The rename itself must reach the disk too.
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Serializes `v` as JSON and writes it atomically.
+pub fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), RecordError> {
+    let data = serde_json::to_vec(v).map_err(|source| RecordError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    atomic_write(path, &data)
+}
+
+/// Reads a JSON file.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, RecordError> {
+    let data = fs::read(path).map_err(|source| RecordError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&data).map_err(|source| RecordError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A container's state, docker's `State` object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct State {
+    /// created, running, paused, restarting, removing, exited or dead.
+    pub status: String,
+    /// Whether the container process is alive.
+    pub running: bool,
+    /// Frozen.
+    pub paused: bool,
+    /// Being restarted by a restart policy.
+    pub restarting: bool,
+    /// Killed by the OOM killer.
+    #[serde(rename = "OOMKilled")]
+    pub oom_killed: bool,
+    /// Failed removal left it dead.
+    pub dead: bool,
+    /// Host pid of the container's init, 0 when not running.
+    pub pid: i32,
+    /// Exit code of the last run.
+    pub exit_code: i32,
+    /// Error of the last start, if any.
+    pub error: String,
+    /// When the last run started.
+    pub started_at: String,
+    /// When the last run finished.
+    pub finished_at: String,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            status: "created".into(),
+            running: false,
+            paused: false,
+            restarting: false,
+            oom_killed: false,
+            dead: false,
+            pid: 0,
+            exit_code: 0,
+            error: String::new(),
+            started_at: ZERO_TIME.into(),
+            finished_at: ZERO_TIME.into(),
+        }
+    }
+}
+
+/// One container: what `config.v2.json` holds (docker's field names, plus berth's bookkeeping).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Container {
+    /// 64-hex id.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Creation time.
+    pub created: String,
+    /// The executable (first word of entrypoint + cmd).
+    pub path: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// docker's Config object, as merged from the image and the request.
+    pub config: Value,
+    /// Current state.
+    pub state: State,
+    /// Image id, `sha256:...`.
+    pub image: String,
+    /// `/name`.
+    pub name: String,
+    /// Restarts done by a restart policy.
+    pub restart_count: i64,
+    /// Storage driver.
+    pub driver: String,
+    /// Platform (os).
+    pub platform: String,
+    /// json-file log path.
+    pub log_path: String,
+    /// Generated /etc/hostname.
+    pub hostname_path: String,
+    /// Generated /etc/hosts.
+    pub hosts_path: String,
+    /// Generated /etc/resolv.conf.
+    pub resolv_conf_path: String,
+    /// Execs of this container.
+    #[serde(rename = "ExecIDs", default)]
+    pub exec_ids: Vec<String>,
+    /// berth: pid of the monitor while one runs (0 otherwise).
+    #[serde(default)]
+    pub monitor_pid: i32,
+    /// berth: how many runs have finished; `wait?condition=next-exit` waits for it to grow.
+    #[serde(default)]
+    pub exits: u64,
+    /// berth: the HostConfig; stored separately in hostconfig.json.
+    #[serde(skip)]
+    pub host_config: Value,
+}
+
+impl Container {
+    /// The container's directory.
+    pub fn dir(data_root: &Path, id: &str) -> PathBuf {
+        data_root.join("containers").join(id)
+    }
+
+    /// Name without the leading slash.
+    pub fn short_name(&self) -> &str {
+        self.name.strip_prefix('/').unwrap_or(&self.name)
+    }
+
+    /// Writes config.v2.json and hostconfig.json.
+    pub fn save(&self, data_root: &Path) -> Result<(), RecordError> {
+        let dir = Self::dir(data_root, &self.id);
+        write_json(&dir.join("hostconfig.json"), &self.host_config)?;
+        write_json(&dir.join("config.v2.json"), self)
+    }
+
+    /// Reads a container back.
+    pub fn load(data_root: &Path, id: &str) -> Result<Self, RecordError> {
+        let dir = Self::dir(data_root, id);
+        let mut c: Container = read_json(&dir.join("config.v2.json"))?;
+        c.host_config =
+            read_json(&dir.join("hostconfig.json")).unwrap_or(Value::Object(Default::default()));
+        Ok(c)
+    }
+}
+
+/// What the monitor reports in `monitor.json`: it writes `pid`/`started_at` once the container runs, and the
+/// exit fields when it is gone.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MonitorStatus {
+    /// The container init's host pid.
+    pub pid: i32,
+    /// When it started.
+    pub started_at: String,
+    /// Exit code (128+signal for a signal), once exited.
+    pub exit_code: Option<i32>,
+    /// When it exited.
+    pub finished_at: Option<String>,
+    /// Whether the cgroup saw an OOM kill.
+    pub oom_killed: bool,
+    /// A start error, if the container never ran.
+    pub error: Option<String>,
+}
+
+impl MonitorStatus {
+    /// `<container dir>/monitor.json`.
+    pub fn path(data_root: &Path, id: &str) -> PathBuf {
+        Container::dir(data_root, id).join("monitor.json")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip() {
+        let tmp = tempfile::tempdir().unwrap();
+        let id = crate::names::new_id();
+        fs::create_dir_all(Container::dir(tmp.path(), &id)).unwrap();
+        let c = Container {
+            id: id.clone(),
+            created: now_rfc3339(),
+            path: "/hello".into(),
+            args: vec![],
+            config: serde_json::json!({"Image": "hello-world"}),
+            state: State::default(),
+            image: "sha256:00".into(),
+            name: "/x".into(),
+            restart_count: 0,
+            driver: "overlay2".into(),
+            platform: "linux".into(),
+            log_path: String::new(),
+            hostname_path: String::new(),
+            hosts_path: String::new(),
+            resolv_conf_path: String::new(),
+            exec_ids: vec![],
+            monitor_pid: 0,
+            exits: 0,
+            host_config: serde_json::json!({"AutoRemove": false}),
+        };
+        c.save(tmp.path()).unwrap();
+        let back = Container::load(tmp.path(), &id).unwrap();
+        assert_eq!(back.name, "/x");
+        assert_eq!(back.host_config["AutoRemove"], false);
+        let raw: Value =
+            read_json(&Container::dir(tmp.path(), &id).join("config.v2.json")).unwrap();
+        assert_eq!(raw["State"]["OOMKilled"], false);
+        assert_eq!(raw["ID"], id);
+    }
+}

@@ -1,0 +1,479 @@
+//! Builds a container's OCI runtime `config.json` from the image config, docker's `Config` and `HostConfig`, and
+//! Docker's defaults (capabilities, masked and read-only paths, default mounts, device rules, rlimits).
+//!
+//! The defaults are spelled out here until `berth_runtime::security::defaults` lands; the seccomp profile is
+//! left out until then (the runtime owns docker's profile).
+
+use std::fs;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+/// Errors building a spec.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// A HostConfig/Config value is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The user could not be found in the image.
+    #[error("unable to find user {0}: no matching entries in passwd file")]
+    NoUser(String),
+}
+
+/// Docker's default capability set (14 capabilities).
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+const MASKED: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+const READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Every capability the kernel knows (what `--privileged` and `--cap-add ALL` grant).
+fn all_caps() -> Vec<String> {
+    let last: u32 = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40);
+    const NAMES: &[&str] = &[
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+    ];
+    NAMES
+        .iter()
+        .take(last as usize + 1)
+        .map(|n| format!("CAP_{n}"))
+        .collect()
+}
+
+fn norm_cap(c: &str) -> String {
+    let c = c.trim().to_ascii_uppercase();
+    if c == "ALL" || c.starts_with("CAP_") {
+        c
+    } else {
+        format!("CAP_{c}")
+    }
+}
+
+/// The capability set after `CapAdd`/`CapDrop` (docker's rules: drop ALL first, then add).
+pub fn capabilities(hc: &Value) -> Result<Vec<String>, SpecError> {
+    if hc["Privileged"].as_bool().unwrap_or(false) {
+        return Ok(all_caps());
+    }
+    let list = |k: &str| -> Vec<String> {
+        hc[k]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).map(norm_cap).collect())
+            .unwrap_or_default()
+    };
+    let (add, drop) = (list("CapAdd"), list("CapDrop"));
+    let known = all_caps();
+    for c in add.iter().chain(drop.iter()) {
+        if c != "ALL" && !known.contains(c) {
+            return Err(SpecError::Invalid(format!("invalid capability: {c}")));
+        }
+    }
+    let mut caps: Vec<String> = if add.iter().any(|c| c == "ALL") {
+        known
+    } else {
+        DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
+    };
+    if drop.iter().any(|c| c == "ALL") {
+        caps.clear();
+    } else {
+        caps.retain(|c| !drop.contains(c));
+    }
+    for c in add.into_iter().filter(|c| c != "ALL") {
+        if !caps.contains(&c) {
+            caps.push(c);
+        }
+    }
+    Ok(caps)
+}
+
+/// Resolves docker's `User` (`name|uid[:group|gid]`) against the rootfs' /etc/passwd and /etc/group.
+pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), SpecError> {
+    let passwd = fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+    let group = fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && (f[0] == u || (u.parse::<u32>().is_ok() && f[2] == u)));
+    let (uid, mut gid, name) = match (&entry, u.parse::<u32>()) {
+        (Some(f), _) => (
+            f[2].parse().unwrap_or(0),
+            f[3].parse().unwrap_or(0),
+            f[0].to_string(),
+        ),
+        (None, Ok(n)) => (n, 0, String::new()),
+        (None, Err(_)) if u.is_empty() => (0, 0, "root".into()),
+        (None, Err(_)) => return Err(SpecError::NoUser(u.to_string())),
+    };
+    if let Some(g) = g {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => group
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 3 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| SpecError::NoUser(format!("group {g}")))?,
+        };
+    }
+    // Supplementary groups: every group listing the user by name.
+    let extra: Vec<u32> = if name.is_empty() {
+        vec![]
+    } else {
+        group
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .filter(|f| f.len() >= 4 && f[3].split(',').any(|m| m == name))
+            .filter_map(|f| f[2].parse().ok())
+            .filter(|g| *g != gid)
+            .collect()
+    };
+    Ok((uid, gid, extra))
+}
+
+/// Parses docker sizes like `10m`, `1g`, `512k`, `100` (bytes).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .map(|n| (n * mult as f64) as u64)
+}
+
+fn rlimit_name(n: &str) -> String {
+    format!("RLIMIT_{}", n.to_ascii_uppercase())
+}
+
+/// The host's hard RLIMIT_NOFILE (we never ask for more: CAP_SYS_RESOURCE may be missing).
+fn host_nofile_hard() -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(_, h)| h)
+        .unwrap_or(1024)
+}
+
+/// Everything the spec needs besides Config/HostConfig.
+#[derive(Debug)]
+pub struct SpecInput<'a> {
+    /// Container id.
+    pub id: &'a str,
+    /// Mounted rootfs (merged dir).
+    pub rootfs: &'a Path,
+    /// Process args (entrypoint + cmd, merged already).
+    pub args: &'a [String],
+    /// Environment, merged already.
+    pub env: &'a [String],
+    /// Hostname.
+    pub hostname: &'a str,
+    /// Generated files to bind-mount: (/etc/hostname, /etc/hosts, /etc/resolv.conf) host paths.
+    pub etc_files: [&'a Path; 3],
+    /// Whether the host uses cgroup v2 only (then a private cgroup namespace, like docker).
+    pub cgroup_v2: bool,
+}
+
+/// Builds config.json.
+pub fn build(input: &SpecInput<'_>, config: &Value, hc: &Value) -> Result<Value, SpecError> {
+    let privileged = hc["Privileged"].as_bool().unwrap_or(false);
+    let user = config["User"].as_str().unwrap_or("");
+    let (uid, gid, extra_gids) = resolve_user(input.rootfs, user)?;
+    let caps = capabilities(hc)?;
+    let tty = config["Tty"].as_bool().unwrap_or(false);
+    let mut nnp = false;
+    for opt in hc["SecurityOpt"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str())
+    {
+        let (k, v) = opt.split_once(['=', ':']).unwrap_or((opt, "true"));
+        match k {
+            "no-new-privileges" => nnp = v != "false",
+            // No seccomp profile is applied yet (see module docs), so unconfined is what we already do.
+            "seccomp" | "apparmor" | "label" => {}
+            _ => {
+                return Err(SpecError::Invalid(format!(
+                    "invalid --security-opt: {opt:?}"
+                )))
+            }
+        }
+    }
+    let hard = host_nofile_hard();
+    let mut rlimits = vec![
+        json!({"type": "RLIMIT_NOFILE", "soft": 1048576u64.min(hard), "hard": 1048576u64.min(hard)}),
+    ];
+    for u in hc["Ulimits"].as_array().into_iter().flatten() {
+        let name = u["Name"].as_str().unwrap_or("");
+        if name.is_empty() {
+            return Err(SpecError::Invalid("ulimit without a name".into()));
+        }
+        let t = rlimit_name(name);
+        rlimits.retain(|r| r["type"] != json!(t));
+        rlimits.push(json!({"type": t, "soft": u["Soft"].as_i64().unwrap_or(0), "hard": u["Hard"].as_i64().unwrap_or(0)}));
+    }
+    let net_mode = hc["NetworkMode"].as_str().unwrap_or("bridge");
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
+    if net_mode != "host" {
+        namespaces.push(json!({"type": "network"}));
+    }
+    if input.cgroup_v2 {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if privileged { "rw" } else { "ro" }]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+    ];
+    for (dest, src) in ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"]
+        .iter()
+        .zip(input.etc_files)
+    {
+        mounts.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
+    }
+    let mut resources = json!({
+        "devices": [{"allow": privileged, "access": "rwm"}],
+    });
+    let mem = hc["Memory"].as_i64().unwrap_or(0);
+    let swap = hc["MemorySwap"].as_i64().unwrap_or(0);
+    if mem < 0 || (mem > 0 && mem < 6 * 1024 * 1024) {
+        return Err(SpecError::Invalid(
+            "Minimum memory limit allowed is 6MB".into(),
+        ));
+    }
+    if mem > 0 {
+        resources["memory"] = json!({"limit": mem});
+        if swap > 0 {
+            if swap < mem {
+                return Err(SpecError::Invalid(
+                    "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+                ));
+            }
+            resources["memory"]["swap"] = json!(swap);
+        } else if swap == -1 {
+            resources["memory"]["swap"] = json!(-1);
+        }
+    }
+    let mut cpu = json!({});
+    if let Some(s) = hc["CpuShares"].as_u64().filter(|s| *s > 0) {
+        cpu["shares"] = json!(s);
+    }
+    let nano = hc["NanoCpus"].as_i64().unwrap_or(0);
+    if nano > 0 {
+        if hc["CpuQuota"].as_i64().unwrap_or(0) > 0 || hc["CpuPeriod"].as_i64().unwrap_or(0) > 0 {
+            return Err(SpecError::Invalid(
+                "Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set".into(),
+            ));
+        }
+        cpu["period"] = json!(100000);
+        cpu["quota"] = json!(nano * 100000 / 1_000_000_000);
+    }
+    if let Some(q) = hc["CpuQuota"].as_i64().filter(|q| *q > 0) {
+        cpu["quota"] = json!(q);
+    }
+    if let Some(p) = hc["CpuPeriod"].as_i64().filter(|p| *p > 0) {
+        cpu["period"] = json!(p);
+    }
+    if let Some(c) = hc["CpusetCpus"].as_str().filter(|c| !c.is_empty()) {
+        cpu["cpus"] = json!(c);
+    }
+    if cpu.as_object().is_some_and(|o| !o.is_empty()) {
+        resources["cpu"] = cpu;
+    }
+    if let Some(p) = hc["PidsLimit"].as_i64().filter(|p| *p != 0) {
+        resources["pids"] = json!({"limit": p});
+    }
+    let caps_v = json!(caps);
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "resources": resources,
+        "cgroupsPath": format!("/berth/{}", input.id),
+    });
+    if !privileged {
+        linux["maskedPaths"] = json!(MASKED);
+        linux["readonlyPaths"] = json!(READONLY);
+    }
+    Ok(json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": tty,
+            "user": {"uid": uid, "gid": gid, "additionalGids": extra_gids},
+            "args": input.args,
+            "env": input.env,
+            "cwd": config["WorkingDir"].as_str().filter(|s| !s.is_empty()).unwrap_or("/"),
+            "capabilities": {"bounding": caps_v, "effective": caps_v, "permitted": caps_v},
+            "rlimits": rlimits,
+            "noNewPrivileges": nnp,
+        },
+        "root": {"path": input.rootfs, "readonly": hc["ReadonlyRootfs"].as_bool().unwrap_or(false)},
+        "hostname": input.hostname,
+        "mounts": mounts,
+        "linux": linux,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_add_drop() {
+        let c = capabilities(&json!({})).unwrap();
+        assert_eq!(c.len(), 14);
+        let c = capabilities(&json!({"CapDrop": ["ALL"], "CapAdd": ["net_admin"]})).unwrap();
+        assert_eq!(c, vec!["CAP_NET_ADMIN"]);
+        let c = capabilities(&json!({"CapDrop": ["CHOWN"]})).unwrap();
+        assert!(!c.contains(&"CAP_CHOWN".to_string()) && c.len() == 13);
+        assert!(capabilities(&json!({"CapAdd": ["BOGUS"]})).is_err());
+    }
+
+    #[test]
+    fn users() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("etc")).unwrap();
+        fs::write(
+            tmp.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nweb:x:33:34::/:/bin/false\n",
+        )
+        .unwrap();
+        fs::write(
+            tmp.path().join("etc/group"),
+            "root:x:0:\nwww:x:34:\nextra:x:50:web\n",
+        )
+        .unwrap();
+        assert_eq!(resolve_user(tmp.path(), "").unwrap(), (0, 0, vec![]));
+        assert_eq!(resolve_user(tmp.path(), "web").unwrap(), (33, 34, vec![50]));
+        assert_eq!(
+            resolve_user(tmp.path(), "1000:1000").unwrap(),
+            (1000, 1000, vec![])
+        );
+        assert_eq!(resolve_user(tmp.path(), "web:root").unwrap().1, 0);
+        assert!(resolve_user(tmp.path(), "nobody").is_err());
+    }
+
+    #[test]
+    fn sizes_and_limits() {
+        assert_eq!(parse_size("10m"), Some(10 << 20));
+        assert_eq!(parse_size("512k"), Some(512 << 10));
+        assert_eq!(parse_size("7"), Some(7));
+        let tmp = tempfile::tempdir().unwrap();
+        let p = Path::new("/x");
+        let input = SpecInput {
+            id: "abc",
+            rootfs: tmp.path(),
+            args: &["/hello".to_string()],
+            env: &[],
+            hostname: "abc",
+            etc_files: [p, p, p],
+            cgroup_v2: false,
+        };
+        let s = build(
+            &input,
+            &json!({}),
+            &json!({"NanoCpus": 500_000_000i64, "Memory": 64 << 20}),
+        )
+        .unwrap();
+        assert_eq!(s["linux"]["resources"]["cpu"]["quota"], 50000);
+        assert_eq!(s["linux"]["resources"]["memory"]["limit"], 64 << 20);
+        assert!(s["process"]["rlimits"][0]["hard"].as_u64().unwrap() <= host_nofile_hard());
+        assert!(build(&input, &json!({}), &json!({"Memory": 1024})).is_err());
+        let host = build(&input, &json!({}), &json!({"NetworkMode": "host"})).unwrap();
+        assert!(!host["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["type"] == "network"));
+    }
+}
