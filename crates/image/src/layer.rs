@@ -218,7 +218,13 @@ fn extract<R: Read>(
                 let target = parent.join(OsStr::from_bytes(wh));
                 remove_existing(&target, false)
                     .and_then(|_| mknod(&target, libc::S_IFCHR, 0, 0))
-                    .and_then(|_| lchown(&target, entry.header().uid()?, entry.header().gid()?))
+                    .and_then(|_| {
+                        lchown(
+                            &target,
+                            entry.header().uid().unwrap_or(0),
+                            entry.header().gid().unwrap_or(0),
+                        )
+                    })
             };
             res.map_err(|source| LayerError::Entry {
                 path: display,
@@ -232,9 +238,10 @@ fn extract<R: Read>(
         let res = (|| -> Result<(), EntryErr> {
             let xattrs = collect_xattrs(&mut entry)?;
             let hdr = entry.header().clone();
-            let mode = hdr.mode()? & 0o7777;
-            let (uid, gid) = (hdr.uid()?, hdr.gid()?);
-            let mtime = hdr.mtime()?;
+            // Empty numeric fields read as 0, as Go's archive/tar (which wrote most layers) does.
+            let mode = hdr.mode().unwrap_or(0o644) & 0o7777;
+            let (uid, gid) = (hdr.uid().unwrap_or(0), hdr.gid().unwrap_or(0));
+            let mtime = hdr.mtime().unwrap_or(0);
             match kind {
                 tar::EntryType::Directory => {
                     remove_existing(&target, true)?;

@@ -1,0 +1,270 @@
+//! Store-level integration tests on a temporary data root: import, names, removal, save/load, gc.
+
+mod common;
+
+use berth_image::*;
+use std::collections::HashSet;
+use std::fs;
+
+fn import_busybox(store: &ImageStore, name: &str) -> (Image, tempfile::TempDir) {
+    let root = tempfile::tempdir().unwrap();
+    common::busybox_rootfs(root.path());
+    let tar = common::tar_dir(root.path(), true);
+    let changes = vec![
+        "CMD [\"/bin/sh\"]".to_string(),
+        "ENV PATH=/bin:/sbin".to_string(),
+        "LABEL t=1".to_string(),
+    ];
+    let img = store
+        .import(&mut &tar[..], Some(name), &changes, None)
+        .unwrap();
+    (img, root)
+}
+
+#[test]
+fn import_resolve_tag_remove() {
+    if common::skip_without(&["/bin/busybox", "tar"]) || !common::is_root() {
+        eprintln!("SKIPPED unless root with busybox-static");
+        return;
+    }
+    let dr = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dr.path()).unwrap();
+    let (img, rootfs) = import_busybox(&store, "bb:1");
+    assert_eq!(img.repo_tags, ["bb:1"]);
+    assert_eq!(img.container_config().cmd.unwrap(), ["/bin/sh"]);
+    let dirs = store.layer_dirs("bb:1").unwrap();
+    assert_eq!(dirs.len(), 1);
+    common::assert_same_tree(rootfs.path(), &dirs[0]);
+
+    // Resolution by every form docker accepts.
+    let hex = img.id.strip_prefix("sha256:").unwrap();
+    for s in [
+        "bb:1",
+        "docker.io/library/bb:1",
+        &img.id,
+        &hex[..12],
+        &hex[..1],
+    ] {
+        assert_eq!(store.resolve(s).unwrap().id, img.id, "{s}");
+    }
+    let e = store.resolve("bb").unwrap_err();
+    assert_eq!(e.to_string(), "No such image: bb:latest");
+    assert_eq!(e.http_status(), 404);
+    assert_eq!(
+        store.resolve("BB").unwrap_err().to_string(),
+        "invalid reference format: repository name must be lowercase"
+    );
+
+    store.tag("bb:1", "other/bb:2").unwrap();
+    store.tag(&img.id, "bb").unwrap();
+    let s = store.list().unwrap();
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].repo_tags, ["bb:1", "bb:latest", "other/bb:2"]);
+    assert_eq!(s[0].labels.get("t").map(String::as_str), Some("1"));
+    assert!(s[0].size > 500_000);
+    let ins = store.inspect("bb").unwrap();
+    assert_eq!(ins.id, img.id);
+    assert_eq!(ins.graph_driver.name, "overlay2");
+    assert_eq!(ins.root_fs.layers.len(), 1);
+    let js = serde_json::to_value(&ins).unwrap();
+    assert!(
+        js.get("RootFS").is_some()
+            && js.get("RepoTags").is_some()
+            && js.get("GraphDriver").is_some()
+    );
+    let h = store.history("bb:1").unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].id, img.id);
+    assert_eq!(h[0].comment, "Imported from -");
+
+    // By id with tags in two repositories: docker refuses without force.
+    let e = store.remove(&img.id, false).unwrap_err();
+    assert_eq!(e.http_status(), 409, "{e}");
+    assert!(e.to_string().contains("must be forced"), "{e}");
+    assert_eq!(
+        store.remove("bb:1", false).unwrap(),
+        [RemoveEvent::Untagged("bb:1".into())]
+    );
+    assert_eq!(
+        store.remove("other/bb:2", false).unwrap(),
+        [RemoveEvent::Untagged("other/bb:2".into())]
+    );
+    let ev = store.remove("bb", false).unwrap();
+    assert_eq!(ev[0], RemoveEvent::Untagged("bb:latest".into()));
+    assert_eq!(ev[1], RemoveEvent::Deleted(img.id.clone()));
+    assert_eq!(ev.len(), 3, "image and its layer deleted: {ev:?}");
+    assert!(store.list().unwrap().is_empty());
+    assert!(!dirs[0].exists(), "layer dir removed");
+    let gc = store.gc().unwrap();
+    assert_eq!(gc.layers_removed, 0);
+    assert_eq!(fs::read_dir(dr.path().join("overlay2")).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(dr.path().join("image/blobs/sha256"))
+            .unwrap()
+            .count(),
+        0,
+        "blobs collected"
+    );
+}
+
+#[test]
+fn save_load_roundtrip_and_multilayer_archive() {
+    let dr = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dr.path()).unwrap();
+    let ar = common::multi_layer_archive("multi:v1", 3, 64 * 1024, 1);
+    let loaded = store.load(&mut &ar[..], &NoProgress).unwrap();
+    assert_eq!(loaded, [LoadedImage::Tag("multi:v1".into())]);
+    let img = store.resolve("multi:v1").unwrap();
+    assert_eq!(img.chain_ids.len(), 3);
+    assert_eq!(store.history("multi:v1").unwrap().len(), 3);
+    let dirs = store.layer_dirs("multi:v1").unwrap();
+    assert_eq!(
+        fs::read(dirs[2].join("layer2/data.bin")).unwrap().len(),
+        64 * 1024
+    );
+
+    let mut saved = Vec::new();
+    store.save(&["multi:v1"], &mut saved).unwrap();
+    let dr2 = tempfile::tempdir().unwrap();
+    let store2 = ImageStore::open(dr2.path()).unwrap();
+    let loaded = store2.load(&mut &saved[..], &NoProgress).unwrap();
+    assert_eq!(loaded, [LoadedImage::Tag("multi:v1".into())]);
+    assert_eq!(
+        store2.resolve("multi:v1").unwrap().id,
+        img.id,
+        "same config, same id"
+    );
+
+    // The saved archive is also an OCI layout; index.json alone must load too.
+    let mut a = tar::Archive::new(&saved[..]);
+    let mut names = HashSet::new();
+    let mut oci_only = tar::Builder::new(Vec::new());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = e.path().unwrap().display().to_string();
+        names.insert(p.clone());
+        if p == "manifest.json" {
+            continue;
+        }
+        let mut h = e.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        oci_only.append_data(&mut h, &p, &data[..]).unwrap();
+    }
+    assert!(
+        names.contains("oci-layout")
+            && names.contains("index.json")
+            && names.contains("manifest.json")
+    );
+    let dr3 = tempfile::tempdir().unwrap();
+    let store3 = ImageStore::open(dr3.path()).unwrap();
+    let oci = oci_only.into_inner().unwrap();
+    let loaded = store3.load(&mut &oci[..], &NoProgress).unwrap();
+    assert_eq!(loaded, [LoadedImage::Tag("multi:v1".into())]);
+
+    // Untagged save by id loads as an id.
+    let mut by_id = Vec::new();
+    store.save(&[&img.id], &mut by_id).unwrap();
+    let dr4 = tempfile::tempdir().unwrap();
+    let store4 = ImageStore::open(dr4.path()).unwrap();
+    assert_eq!(
+        store4.load(&mut &by_id[..], &NoProgress).unwrap(),
+        [LoadedImage::Id(img.id.clone())]
+    );
+}
+
+#[test]
+fn blob_digest_mismatch_is_refused() {
+    let dr = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dr.path()).unwrap();
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let e = store
+        .store()
+        .put_blob(&mut &b"hello"[..], Some(&wrong))
+        .unwrap_err();
+    assert!(e.to_string().contains("digest mismatch"), "{e}");
+    assert_eq!(
+        fs::read_dir(dr.path().join("image/blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(
+        fs::read_dir(dr.path().join("tmp/berth-image"))
+            .unwrap()
+            .count(),
+        0,
+        "temp file removed"
+    );
+    // A layer whose diff id does not match the config is refused by load and leaves nothing.
+    let mut ar = common::multi_layer_archive("bad:1", 2, 1024, 2);
+    let pos = ar.windows(8).position(|w| w == b"layer1/d").unwrap();
+    let data_at = pos + 1024; // into that layer's data
+    ar[data_at + 10] ^= 0xff;
+    let e = store.load(&mut &ar[..], &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("digest mismatch"), "{e}");
+    assert!(store.list().unwrap().is_empty());
+    store.gc().unwrap();
+    assert_eq!(fs::read_dir(dr.path().join("overlay2")).unwrap().count(), 0);
+}
+
+#[test]
+fn concurrent_writers() {
+    let dr = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dr.path()).unwrap();
+    let ar = common::multi_layer_archive("c:0", 2, 4096, 3);
+    std::thread::scope(|s| {
+        for i in 0..4 {
+            let (store, ar) = (&store, &ar);
+            s.spawn(move || {
+                store.load(&mut &ar[..], &NoProgress).unwrap();
+                store.tag("c:0", &format!("c:{}", i + 1)).unwrap();
+                store.gc().unwrap();
+            });
+        }
+    });
+    let l = store.list().unwrap();
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].repo_tags.len(), 5);
+    assert_eq!(store.layer_dirs("c:3").unwrap().len(), 2);
+    let again = ImageStore::open(dr.path()).unwrap();
+    assert_eq!(again.list().unwrap(), l);
+}
+
+#[test]
+fn prune_dangling() {
+    let dr = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dr.path()).unwrap();
+    store
+        .load(
+            &mut &common::multi_layer_archive("p:1", 1, 1024, 4)[..],
+            &NoProgress,
+        )
+        .unwrap();
+    store
+        .load(
+            &mut &common::multi_layer_archive("p:1", 1, 1024, 5)[..],
+            &NoProgress,
+        )
+        .unwrap();
+    assert_eq!(
+        store.list().unwrap().len(),
+        2,
+        "the tag moved; the old image is dangling"
+    );
+    let r = store.prune(true, &HashSet::new()).unwrap();
+    assert_eq!(
+        r.deleted
+            .iter()
+            .filter(|e| matches!(e, RemoveEvent::Deleted(_)))
+            .count(),
+        2,
+        "{r:?}"
+    );
+    let l = store.list().unwrap();
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].repo_tags, ["p:1"]);
+    let du = store.disk_usage().unwrap();
+    assert_eq!(du.images.len(), 1);
+    assert!(du.layers_size >= 1024);
+}
