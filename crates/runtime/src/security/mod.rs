@@ -80,9 +80,22 @@ fn keeps_sys_admin(process: &Process) -> bool {
 
 /// Apply `process`'s rlimits, no_new_privs, user, capabilities and umask, and load `seccomp`, in the order the
 /// module doc explains. Call it in the single-threaded container child right before `execve`.
+///
+/// The filter is compiled first, before anything changes, so a bad profile fails cleanly and the compilation is
+/// not subject to the container's rlimits. To keep the BPF generation out of the child entirely, compile it
+/// beforehand with [`seccomp::CompiledFilter::compile`] and use [`apply_process_security_compiled`].
 pub fn apply_process_security(
     process: &Process,
     seccomp: Option<&LinuxSeccomp>,
+) -> Result<(), SecurityError> {
+    let compiled = seccomp.map(seccomp::CompiledFilter::compile).transpose()?;
+    apply_process_security_compiled(process, compiled.as_ref())
+}
+
+/// [`apply_process_security`] with an already compiled seccomp filter.
+pub fn apply_process_security_compiled(
+    process: &Process,
+    seccomp: Option<&seccomp::CompiledFilter>,
 ) -> Result<(), SecurityError> {
     if let Some(rl) = process.rlimits() {
         rlimits::apply(rl)?;
@@ -95,7 +108,7 @@ pub fn apply_process_security(
     // to lose it (runc's order); otherwise wait until just before execve.
     let early = seccomp.filter(|_| !nnp && !keeps_sys_admin(process));
     if let Some(filter) = early {
-        seccomp::load(filter)?;
+        filter.load()?;
     }
     user::switch(process.user())?;
     if let Some(caps) = process.capabilities() {
@@ -104,7 +117,7 @@ pub fn apply_process_security(
     user::apply_umask(process.user());
     if early.is_none() {
         if let Some(filter) = seccomp {
-            seccomp::load(filter)?;
+            filter.load()?;
         }
     }
     Ok(())

@@ -253,3 +253,46 @@ fn loading_without_nnp_or_cap_sys_admin_fails_clearly() {
     });
     assert_eq!(code, 0, "child check {code} failed");
 }
+
+#[test]
+fn compiled_filter_round_trips_and_loads() {
+    let p = profile(
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG"],
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 47}]}"#,
+    );
+    let compiled = CompiledFilter::compile(&p).expect("compiles");
+    assert_eq!(compiled.flags(), 2);
+    assert_eq!(compiled.bpf().len() % 8, 0);
+    // What the engine would cache and hand back.
+    let cached = CompiledFilter::from_bpf(compiled.bpf().to_vec(), compiled.flags()).unwrap();
+    assert_eq!(cached, compiled);
+    assert!(matches!(
+        CompiledFilter::from_bpf(vec![0; 7], 0),
+        Err(SeccompError::BadProgram(7))
+    ));
+    let code = in_child(move || {
+        // SAFETY: PR_SET_NO_NEW_PRIVS with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0
+            || cached.load().is_err()
+        {
+            return 1;
+        }
+        // SAFETY: getppid/getpid take no arguments.
+        let (ppid, pid) = unsafe {
+            (
+                libc::syscall(libc::SYS_getppid),
+                libc::syscall(libc::SYS_getpid),
+            )
+        };
+        if ppid != -1 || pid <= 0 {
+            return 2;
+        }
+        // errno is still that of getppid: getpid succeeded and does not touch it.
+        if nix::Error::last() as i32 != 47 {
+            return 3;
+        }
+        0
+    });
+    assert_eq!(code, 0, "child check {code} failed");
+}
