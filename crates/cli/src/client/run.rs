@@ -1,0 +1,266 @@
+//! `run` and `create`: the run flow (create → pull on "No such image" → attach → wait → start → stream →
+//! exit with the container's status), attach streaming and terminal handling.
+
+use std::io::{IsTerminal, Read, Write};
+use std::os::unix::net::UnixStream;
+
+use serde_json::Value;
+
+use super::http::{encode, with_query, Body, Client, HttpError};
+use super::logs::{copy_raw, demux};
+use super::runopts::{create_body, RunOpts};
+use super::{image, parse, CliError, CmdResult, Globals};
+
+/// Creates the container, pulling the image when it is missing (`--pull missing`) or always.
+fn create_container(client: &mut Client, g: &Globals, o: &RunOpts) -> Result<String, CliError> {
+    let body = create_body(o)?;
+    let mut q = Vec::new();
+    if let Some(n) = &o.name {
+        q.push(("name", n.clone()));
+    }
+    if let Some(p) = &o.platform {
+        q.push(("platform", p.clone()));
+    }
+    let path = with_query("/containers/create", &q);
+    let pull = |client: &mut Client| {
+        image::pull_image(client, g, &o.image, o.platform.as_deref(), o.quiet, true)
+    };
+    if o.pull == "always" {
+        pull(client)?;
+    }
+    let resp = match client.post_json(&path, Some(&body)) {
+        Err(HttpError::Api {
+            status: 404,
+            message,
+        }) if o.pull == "missing" && message.contains("No such image") => {
+            eprintln!(
+                "Unable to find image '{}' locally",
+                image::with_default_tag(&o.image)
+            );
+            pull(client)?;
+            client.post_json(&path, Some(&body))?
+        }
+        r => r?,
+    };
+    for w in resp["Warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        eprintln!("WARNING: {w}");
+    }
+    let id = resp["Id"].as_str().unwrap_or("").to_string();
+    if let Some(f) = &o.cidfile {
+        std::fs::write(f, &id).map_err(|e| {
+            CliError::Msg(format!("failed to write the container ID to the file: {e}"))
+        })?;
+    }
+    Ok(id)
+}
+
+/// Errors from run/create are prefixed `berth:` and exit 125, like docker's.
+fn as_run_error(e: CliError) -> CliError {
+    match e {
+        CliError::Exit { .. } => e,
+        other => CliError::Exit {
+            code: 125,
+            msg: Some(format!("berth: {other}")),
+        },
+    }
+}
+
+/// `berth create`.
+pub fn create(args: &[String], g: &Globals) -> CmdResult {
+    let mut o = parse::<RunOpts>(
+        "create",
+        "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]",
+        args,
+    )?
+    .split_args();
+    o.detach = true;
+    let mut client = g.client().map_err(as_run_error)?;
+    let id = create_container(&mut client, g, &o).map_err(as_run_error)?;
+    super::out(&format!("{id}\n"))?;
+    Ok(0)
+}
+
+/// Puts the terminal in raw mode for `-it`, restoring it on drop.
+struct RawTerminal(Option<nix::sys::termios::Termios>);
+
+impl RawTerminal {
+    fn enable() -> RawTerminal {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        let Ok(orig) = tcgetattr(&stdin) else {
+            return RawTerminal(None);
+        };
+        let mut raw = orig.clone();
+        cfmakeraw(&mut raw);
+        // Keep output post-processing so our own messages still get CRLF.
+        raw.output_flags |= nix::sys::termios::OutputFlags::OPOST;
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &raw);
+        RawTerminal(Some(orig))
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                t,
+            );
+        }
+    }
+}
+
+fn terminal_size() -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize into the valid, properly aligned struct we pass.
+    let r = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) };
+    (r == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+/// Streams an attached container: copies stdin in a thread (if asked), output here until the daemon closes.
+fn stream(
+    mut reader: impl Read,
+    writer: UnixStream,
+    tty: bool,
+    stdin: bool,
+) -> std::io::Result<()> {
+    if stdin {
+        let mut w = writer;
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            let mut input = std::io::stdin();
+            loop {
+                match input.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if w.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            // EOF on our stdin closes the container's stdin.
+            let _ = w.shutdown(std::net::Shutdown::Write);
+        });
+    }
+    let r = if tty {
+        copy_raw(&mut reader)
+    } else {
+        demux(&mut reader)
+    };
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
+}
+
+/// Attaches to, waits for and starts container `id`; returns its exit status.
+fn attach_start_wait(
+    client: &mut Client,
+    id: &str,
+    tty: bool,
+    stdin: bool,
+    condition: &str,
+    start: bool,
+) -> Result<i32, CliError> {
+    let mut q = vec![
+        ("stream", "1".to_string()),
+        ("stdout", "1".to_string()),
+        ("stderr", "1".to_string()),
+    ];
+    if stdin {
+        q.push(("stdin", "1".into()));
+    }
+    let (reader, writer) = client.hijack(
+        &with_query(&format!("/containers/{}/attach", encode(id)), &q),
+        None,
+    )?;
+    let pending = client.send(
+        "POST",
+        &with_query(
+            &format!("/containers/{}/wait", encode(id)),
+            &[("condition", condition.to_string())],
+        ),
+    )?;
+    let waiter = std::thread::spawn(move || pending.response().and_then(|r| r.json()));
+    if start {
+        client.request(
+            "POST",
+            &format!("/containers/{}/start", encode(id)),
+            &[],
+            Body::None,
+        )?;
+    }
+    let _raw = (tty && stdin && std::io::stdin().is_terminal()).then(RawTerminal::enable);
+    if tty {
+        if let Some((h, w)) = terminal_size() {
+            let _ = client.request(
+                "POST",
+                &with_query(
+                    &format!("/containers/{}/resize", encode(id)),
+                    &[("h", h.to_string()), ("w", w.to_string())],
+                ),
+                &[],
+                Body::None,
+            );
+        }
+    }
+    stream(reader, writer, tty, stdin)?;
+    let result = waiter
+        .join()
+        .map_err(|_| CliError::Msg("wait thread panicked".into()))??;
+    if let Some(msg) = result["Error"]["Message"]
+        .as_str()
+        .filter(|m| !m.is_empty())
+    {
+        return Err(CliError::Exit {
+            code: 125,
+            msg: Some(format!("berth: Error response from daemon: {msg}")),
+        });
+    }
+    Ok(result["StatusCode"].as_i64().unwrap_or(0) as i32)
+}
+
+/// `berth start -a [-i] CONTAINER`.
+pub fn start_attached(client: &mut Client, name: &str, interactive: bool) -> CmdResult {
+    let info = client.get_json(&format!("/containers/{}/json", encode(name)))?;
+    let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
+    let stdin = interactive && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
+    let id = info["Id"].as_str().unwrap_or(name).to_string();
+    attach_start_wait(client, &id, tty, stdin, "next-exit", true)
+}
+
+/// `berth run`.
+pub fn run(args: &[String], g: &Globals) -> CmdResult {
+    let o =
+        parse::<RunOpts>("run", "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]", args)?.split_args();
+    let mut client = g.client().map_err(as_run_error)?;
+    let id = create_container(&mut client, g, &o).map_err(as_run_error)?;
+    if o.detach {
+        client
+            .request(
+                "POST",
+                &format!("/containers/{}/start", encode(&id)),
+                &[],
+                Body::None,
+            )
+            .map_err(|e| as_run_error(e.into()))?;
+        super::out(&format!("{id}\n"))?;
+        return Ok(0);
+    }
+    let stdin = o.interactive
+        && (o.attach.is_empty() || o.attach.iter().any(|a| a.eq_ignore_ascii_case("stdin")));
+    let condition = if o.rm { "removed" } else { "next-exit" };
+    attach_start_wait(&mut client, &id, o.tty, stdin, condition, true).map_err(as_run_error)
+}
