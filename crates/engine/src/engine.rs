@@ -97,6 +97,9 @@ pub struct Engine {
     /// The image store.
     pub images: Images,
     containers: Mutex<HashMap<String, Container>>,
+    /// Last exit (code, error) of removed containers, so a `wait?condition=removed` that only sees the removal
+    /// still reports the exit code.
+    tombstones: Mutex<HashMap<String, (i32, Option<String>)>>,
     changes: watch::Sender<u64>,
 }
 
@@ -122,6 +125,7 @@ impl Engine {
             cfg,
             images,
             containers: Mutex::new(HashMap::new()),
+            tombstones: Mutex::new(HashMap::new()),
             changes,
         });
         engine.recover();
@@ -801,7 +805,10 @@ impl Engine {
             let mut last = (c.state.exit_code, None);
             loop {
                 match engine.get(&id) {
-                    Err(_) => return last,
+                    Err(_) => {
+                        let t = engine.tombstones.lock().unwrap_or_else(|p| p.into_inner());
+                        return t.get(&id).cloned().unwrap_or(last);
+                    }
                     Ok(c) => {
                         let err = (!c.state.error.is_empty()).then(|| c.state.error.clone());
                         last = (c.state.exit_code, err);
@@ -850,6 +857,15 @@ impl Engine {
             Err(e) => return Err(internal(format!("removing {}: {e}", dir.display()))),
         }
         self.table().remove(&c.id);
+        {
+            let mut t = self.tombstones.lock().unwrap_or_else(|p| p.into_inner());
+            // Only waiters racing with the removal need these; keep the map small.
+            if t.len() > 1000 {
+                t.clear();
+            }
+            let err = (!c.state.error.is_empty()).then(|| c.state.error.clone());
+            t.insert(c.id.clone(), (c.state.exit_code, err));
+        }
         self.notify();
         Ok(())
     }
@@ -918,9 +934,7 @@ fn monitor_alive(pid: i32, id: &str) -> bool {
         return false;
     };
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    !is_zombie(pid)
-        && args.iter().any(|a| *a == b"monitor")
-        && args.contains(&id.as_bytes())
+    !is_zombie(pid) && args.iter().any(|a| *a == b"monitor") && args.contains(&id.as_bytes())
 }
 
 /// resolv.conf for a container with its own network namespace: the host's, minus loopback resolvers (they are

@@ -1,0 +1,403 @@
+//! Test harness: one berthd per test with its own temp data root, exec root and socket, driven with the real
+//! docker CLI. The [`Daemon`] guard kills berthd, the monitors and containers it started (by pid), removes
+//! runtime state and cgroups, unmounts and deletes everything, even when the test fails.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const DOCKER: &str = "/usr/local/bin/docker";
+
+/// Returns a reason to skip, or None when everything the tests need is here.
+pub fn missing_prereq() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("needs root".into());
+    }
+    if !Path::new(DOCKER).exists() {
+        return Some(format!("{DOCKER} not installed"));
+    }
+    if which("runc").is_none() {
+        return Some(
+            "runc not installed (the monitor's runtime until berth_runtime is wired in)".into(),
+        );
+    }
+    // The tests mount overlays: they must run in a private mount namespace (unshare -m --propagation private).
+    let own = fs::read_link("/proc/self/ns/mnt").ok();
+    let init = fs::read_link("/proc/1/ns/mnt").ok();
+    if own.is_some() && own == init {
+        return Some(
+            "not in a private mount namespace; run under `unshare -m --propagation private`".into(),
+        );
+    }
+    None
+}
+
+/// Skips the calling test (returns from it) when a prerequisite is missing.
+#[macro_export]
+macro_rules! require {
+    () => {
+        if let Some(why) = common::missing_prereq() {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    ($tool:expr) => {
+        if common::which($tool).is_none() {
+            eprintln!("SKIPPED: {} not installed", $tool);
+            return;
+        }
+    };
+}
+
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin"])
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// The binary monitors run: `BERTH_MONITOR_BINARY`, else berthd itself (`berthd monitor` is the same code as
+/// `berth monitor`, and does not depend on the CLI crate being built).
+fn monitor_binary() -> PathBuf {
+    std::env::var_os("BERTH_MONITOR_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_berthd").into())
+}
+
+pub struct Daemon {
+    pub root: tempfile::TempDir,
+    pub data: PathBuf,
+    pub exec: PathBuf,
+    pub sock: PathBuf,
+    pub docker_config: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    pub fn start() -> Self {
+        let root = tempfile::Builder::new()
+            .prefix("berthd-test-")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let data = root.path().join("data");
+        let exec = root.path().join("exec");
+        let sock = root.path().join("berth.sock");
+        let docker_config = root.path().join("docker-config");
+        fs::create_dir_all(&docker_config).unwrap();
+        let mut d = Daemon {
+            root,
+            data,
+            exec,
+            sock,
+            docker_config,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    /// (Re)starts berthd on the same directories.
+    pub fn spawn(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.path().join("berthd.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock.display()))
+            .arg("--data-root")
+            .arg(&self.data)
+            .arg("--exec-root")
+            .arg(&self.exec)
+            .arg("--group")
+            .arg("root")
+            .arg("--berth-binary")
+            .arg(monitor_binary())
+            .arg("--debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn berthd");
+        self.child = Some(child);
+        // Readiness, not a timing assertion: the socket answers a ping.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((200, _)) = self.try_http("GET", "/_ping", None) {
+                return;
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!("berthd exited: {st}\n{}", self.log());
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berthd did not come up\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.root.path().join("berthd.log")).unwrap_or_default()
+    }
+
+    /// SIGKILLs berthd (containers and monitors keep running).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERMs berthd and waits for it.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("berthd running");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        c.wait().unwrap()
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new(DOCKER)
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .env("DOCKER_CONFIG", &self.docker_config)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker")
+    }
+
+    /// Runs docker, asserts success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed: {}\nstdout: {}\nstderr: {}\n--- berthd log ---\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// A raw HTTP/1.1 request on the socket: (status, body).
+    pub fn try_http(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> std::io::Result<(u16, String)> {
+        let mut s = UnixStream::connect(&self.sock)?;
+        let body = body.unwrap_or("");
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp)?;
+        let text = String::from_utf8_lossy(&resp).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
+    pub fn http(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        self.try_http(method, path, body).expect("http request")
+    }
+
+    /// Imports examples/hello-world as `hello-world:latest` (through `POST /images/create?fromSrc=-`).
+    pub fn import_hello_world(&self) {
+        let out = self.root.path().join("hello-world");
+        let st = Command::new("bash")
+            .arg(workspace().join("examples/hello-world/build.sh"))
+            .arg(&out)
+            .stdout(Stdio::null())
+            .status()
+            .expect("build hello-world");
+        assert!(
+            st.success(),
+            "examples/hello-world/build.sh failed (needs gcc and static libc)"
+        );
+        self.ok(&[
+            "import",
+            "--change",
+            "CMD [\"/hello\"]",
+            out.join("rootfs.tar").to_str().unwrap(),
+            "hello-world:latest",
+        ]);
+    }
+
+    /// Imports a busybox rootfs as `busybox:latest`.
+    pub fn import_busybox(&self) {
+        let dir = self.root.path().join("busybox");
+        let st = Command::new("bash")
+            .arg(workspace().join("tests/fixtures/make-busybox-rootfs.sh"))
+            .arg(&dir)
+            .status()
+            .expect("make busybox rootfs");
+        assert!(st.success());
+        let tar = self.root.path().join("busybox.tar");
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(&dir)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        self.ok(&[
+            "import",
+            "--change",
+            "CMD [\"sh\"]",
+            tar.to_str().unwrap(),
+            "busybox:latest",
+        ]);
+    }
+
+    /// Waits until `docker logs id` contains `needle` (bounded; a readiness wait, not a timing assertion).
+    pub fn wait_for_log(&self, id: &str, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let o = self.docker(&["logs", id]);
+            if String::from_utf8_lossy(&o.stdout).contains(needle) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in logs of {id}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn container_pids(&self) -> (Vec<i32>, Vec<i32>, Vec<String>) {
+        let (mut inits, mut monitors, mut ids) = (vec![], vec![], vec![]);
+        let Ok(rd) = fs::read_dir(self.data.join("containers")) else {
+            return (inits, monitors, ids);
+        };
+        for e in rd.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            let read = |f: &str| -> serde_json::Value {
+                fs::read(e.path().join(f))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default()
+            };
+            if let Some(p) = read("monitor.json")["pid"].as_i64().filter(|p| *p > 0) {
+                inits.push(p as i32);
+            }
+            if let Some(p) = read("config.v2.json")["MonitorPid"]
+                .as_i64()
+                .filter(|p| *p > 0)
+            {
+                monitors.push(p as i32);
+            }
+            ids.push(id);
+        }
+        (inits, monitors, ids)
+    }
+}
+
+fn alive_with(pid: i32, needle: &str) -> bool {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        && !fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+        let (inits, monitors, ids) = self.container_pids();
+        // Containers first (only pids whose /proc entry still belongs to a process in one of our containers'
+        // cgroups), so their monitors clean up; then the monitors themselves.
+        for pid in &inits {
+            let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+            if ids.iter().any(|id| cg.contains(id.as_str())) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while monitors.iter().any(|m| alive_with(*m, "monitor")) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for m in &monitors {
+            if alive_with(*m, "monitor") {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*m),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        if let Some(runc) = which("runc") {
+            for id in &ids {
+                let _ = Command::new(&runc)
+                    .arg("--root")
+                    .arg(self.exec.join("runtime"))
+                    .args(["delete", "--force", id])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        for id in &ids {
+            for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+                if let Ok(rd) = fs::read_dir(base) {
+                    for ctrl in rd.flatten() {
+                        let _ = fs::remove_dir(ctrl.path().join("berth").join(id));
+                    }
+                    let _ = fs::remove_dir(Path::new(base).join("berth").join(id));
+                }
+            }
+        }
+        // Unmount everything under our root, deepest first.
+        let root = self.root.path().display().to_string();
+        let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(String::from))
+            .filter(|m| m.starts_with(&root))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// The workspace root (two levels above this crate).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf()
+}

@@ -1,0 +1,278 @@
+//! berthd driven by the real docker CLI: the seed session, bad input, detached containers and logs, and
+//! recovery after berthd is SIGKILLed. Run as root inside `unshare -m --propagation private`.
+
+mod common;
+
+use common::Daemon;
+
+fn is_generated_name(n: &str) -> bool {
+    let mut parts = n.split('_');
+    let (Some(a), Some(b), None) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    !a.is_empty()
+        && !b.is_empty()
+        && a.chars().all(|c| c.is_ascii_lowercase())
+        && b.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
+#[test]
+fn seed_session() {
+    require!();
+    require!("gcc");
+    let d = Daemon::start();
+    let v = d.ok(&["version"]);
+    assert!(
+        v.contains("Server: berth") && v.contains("API version:       1.47"),
+        "{v}"
+    );
+    let info = d.ok(&["info"]);
+    assert!(
+        info.contains("Storage Driver: overlay2") && info.contains("Cgroup Driver: cgroupfs"),
+        "{info}"
+    );
+    assert_eq!(
+        d.ok(&["info", "--format", "{{.DockerRootDir}}"]).trim(),
+        d.data.display().to_string()
+    );
+    for sub in [
+        "containers",
+        "image",
+        "overlay2",
+        "volumes",
+        "network",
+        "tmp",
+    ] {
+        assert!(d.data.join(sub).is_dir(), "{sub} missing");
+    }
+
+    d.import_hello_world();
+    let out = d.ok(&["run", "hello-world"]);
+    assert!(out.contains("Hello from berth!"), "{out}");
+
+    for args in [&["images"][..], &["image", "ls"]] {
+        let imgs = d.ok(args);
+        let line = imgs
+            .lines()
+            .find(|l| l.starts_with("hello-world"))
+            .unwrap_or_else(|| panic!("{imgs}"));
+        assert!(line.split_whitespace().nth(1) == Some("latest"), "{line}");
+    }
+    for args in [&["ps", "-a"][..], &["container", "ls", "-a"]] {
+        let ps = d.ok(args);
+        let line = ps
+            .lines()
+            .find(|l| l.contains("hello-world"))
+            .unwrap_or_else(|| panic!("{ps}"));
+        assert!(
+            line.contains("Exited (0)") && line.contains("\"/hello\""),
+            "{line}"
+        );
+        let name = line.split_whitespace().last().unwrap();
+        assert!(is_generated_name(name), "not a generated name: {name}");
+    }
+    let df = d.ok(&["system", "df"]);
+    assert!(
+        df.lines()
+            .any(|l| l.starts_with("Images") && l.split_whitespace().nth(1) == Some("1")),
+        "{df}"
+    );
+    assert!(
+        df.lines()
+            .any(|l| l.starts_with("Containers") && l.split_whitespace().nth(1) == Some("1")),
+        "{df}"
+    );
+    let dfv = d.ok(&["system", "df", "-v"]);
+    assert!(
+        dfv.contains("Images space usage") && dfv.contains("hello-world"),
+        "{dfv}"
+    );
+
+    // A clean shutdown removes the socket.
+    let mut d = d;
+    assert!(d.terminate().success());
+    assert!(!d.sock.exists());
+}
+
+#[test]
+fn bad_input_is_rejected_without_changing_state() {
+    require!();
+    let d = Daemon::start();
+    d.import_busybox();
+    d.ok(&["create", "--name", "taken", "busybox", "true"]);
+    let before = d.ok(&["ps", "-a", "--format", "{{.ID}} {{.Names}} {{.Status}}"]);
+
+    let (code, body) = d.http("POST", "/v1.47/containers/create", Some("{not json"));
+    assert_eq!(code, 400, "{body}");
+    let msg: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(!msg["message"].as_str().unwrap().is_empty());
+
+    let (code, body) = d.http("GET", "/v1.47/containers/doesnotexist/json", None);
+    assert_eq!(code, 404);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["message"],
+        "No such container: doesnotexist"
+    );
+    let o = d.docker(&["rm", "doesnotexist"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("No such container: doesnotexist"));
+
+    let o = d.docker(&["create", "--name", "taken", "busybox", "true"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Conflict. The container name \"/taken\" is already in use by container"),
+        "{err}"
+    );
+    let (code, _) = d.http(
+        "POST",
+        "/containers/create?name=taken",
+        Some(r#"{"Image":"busybox","Cmd":["true"]}"#),
+    );
+    assert_eq!(code, 409);
+
+    let (code, _) = d.http(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image":"nosuchimage","Cmd":["true"]}"#),
+    );
+    assert_eq!(code, 404);
+    let (code, _) = d.http("GET", "/v1.12/version", None);
+    assert_eq!(code, 400);
+    let o = d.docker(&["kill", "taken"]);
+    assert!(!o.status.success(), "killing a created container must fail");
+
+    // A missing executable: docker's exit code 127, the container stays as docker leaves it.
+    let o = d.docker(&["run", "--name", "noexec", "busybox", "/nonexistent"]);
+    assert_eq!(
+        o.status.code(),
+        Some(127),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    d.ok(&["rm", "noexec"]);
+
+    let after = d.ok(&["ps", "-a", "--format", "{{.ID}} {{.Names}} {{.Status}}"]);
+    assert_eq!(before, after);
+}
+
+#[test]
+fn detached_logs_stop_rm_inspect() {
+    require!();
+    let d = Daemon::start();
+    d.import_busybox();
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "printer",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; echo two >&2; echo three",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64);
+    assert_eq!(d.ok(&["wait", "printer"]).trim(), "0");
+    assert_eq!(d.ok(&["logs", "printer"]), "one\nthree\n");
+    let o = d.docker(&["logs", "printer"]);
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "two\n");
+    // Output order across the two pipes is not defined, so only count what --tail 1 returns.
+    let o = d.docker(&["logs", "--tail", "1", &id[..12]]);
+    let both = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(both.lines().count(), 1, "{both}");
+    let insp: serde_json::Value = serde_json::from_str(&d.ok(&["inspect", "printer"])).unwrap();
+    let c = &insp[0];
+    assert_eq!(c["Id"], id);
+    assert_eq!(c["Name"], "/printer");
+    assert_eq!(c["State"]["Status"], "exited");
+    assert_eq!(c["State"]["ExitCode"], 0);
+    assert_eq!(c["Path"], "sh");
+    assert_eq!(c["GraphDriver"]["Name"], "overlay2");
+    assert_eq!(c["HostConfig"]["LogConfig"]["Type"], "json-file");
+
+    let o = d.docker(&["run", "--rm", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(o.status.code(), Some(3));
+
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sleeper",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+    ]);
+    d.wait_for_log("sleeper", "ready");
+    let ps = d.ok(&["ps", "--format", "{{.Names}}|{{.Status}}"]);
+    assert!(ps.lines().any(|l| l.starts_with("sleeper|Up ")), "{ps}");
+    let o = d.docker(&["rm", "sleeper"]);
+    assert!(!o.status.success(), "removing a running container needs -f");
+    assert_eq!(d.ok(&["stop", "sleeper"]).trim(), "sleeper");
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.ExitCode}}", "sleeper"])
+            .trim(),
+        "7"
+    );
+    d.ok(&["rm", "sleeper"]);
+
+    d.ok(&["run", "-d", "--name", "forced", "busybox", "sleep", "1000"]);
+    d.ok(&["rm", "-f", "forced"]);
+    let all = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(all.trim(), "printer");
+    d.ok(&["rm", "printer"]);
+    assert!(d.ok(&["ps", "-aq"]).trim().is_empty());
+    assert_eq!(
+        std::fs::read_dir(d.data.join("containers"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn containers_survive_berthd_kill9() {
+    require!();
+    let mut d = Daemon::start();
+    d.import_busybox();
+    let names = ["crash1", "crash2", "crash3"];
+    for n in names {
+        d.ok(&[
+            "run",
+            "-d",
+            "--name",
+            n,
+            "busybox",
+            "sh",
+            "-c",
+            &format!("trap 'exit 0' TERM; echo hello {n}; while true; do sleep 0.1; done"),
+        ]);
+    }
+    for n in names {
+        d.wait_for_log(n, &format!("hello {n}"));
+    }
+    d.kill9();
+    d.spawn();
+    let ps = d.ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
+    for n in names {
+        assert!(
+            ps.lines().any(|l| l == format!("{n} running")),
+            "{n} not running after restart:\n{ps}"
+        );
+        assert_eq!(d.ok(&["logs", n]), format!("hello {n}\n"));
+    }
+    let stopped = d.ok(&["stop", "crash1", "crash2", "crash3"]);
+    assert_eq!(stopped.lines().count(), 3);
+    let ps = d.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert_eq!(
+        ps.lines().filter(|l| l.contains("Exited (0)")).count(),
+        3,
+        "{ps}"
+    );
+}
