@@ -112,6 +112,73 @@ pub fn docker_default_capabilities() -> Vec<String> {
     .to_vec()
 }
 
+/// Docker's capability list for a container: `--privileged` gets every capability; otherwise `--cap-drop` and
+/// `--cap-add` (names with or without `CAP_`, any case, or `ALL`) tweak [`docker_default_capabilities`], exactly
+/// as moby's `TweakCapabilities`: `--cap-add ALL` means all but the dropped ones, `--cap-drop ALL` means only the
+/// added ones. Unknown names are an error naming the capability.
+pub fn docker_tweak_capabilities<S: AsRef<str>>(
+    adds: &[S],
+    drops: &[S],
+    privileged: bool,
+) -> Result<Vec<String>, capabilities::CapsError> {
+    if privileged {
+        return Ok(capabilities::all_names());
+    }
+    let basics = docker_default_capabilities();
+    if adds.is_empty() && drops.is_empty() {
+        return Ok(basics);
+    }
+    // Canonical names, "ALL" kept as is, duplicates removed.
+    let normalize = |list: &[S]| -> Result<Vec<String>, capabilities::CapsError> {
+        let mut out: Vec<String> = Vec::with_capacity(list.len());
+        for c in list {
+            let c = c.as_ref();
+            let n = if c.eq_ignore_ascii_case("ALL") {
+                "ALL".to_string()
+            } else {
+                capabilities::name(capabilities::parse(c)?).to_string()
+            };
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    };
+    let (adds, drops) = (normalize(adds)?, normalize(drops)?);
+    let all = "ALL".to_string();
+    Ok(if adds.contains(&all) {
+        capabilities::all_names()
+            .into_iter()
+            .filter(|c| !drops.contains(c))
+            .collect()
+    } else if drops.contains(&all) {
+        adds
+    } else {
+        let mut caps: Vec<String> = basics.into_iter().filter(|c| !drops.contains(c)).collect();
+        for a in adds {
+            if !caps.contains(&a) {
+                caps.push(a);
+            }
+        }
+        caps
+    })
+}
+
+/// `process.capabilities` as docker sets them: bounding, effective and permitted all equal to `caps`, no
+/// inheritable (dropped by moby after CVE-2022-24769) and no ambient. Unknown names are an error.
+pub fn docker_process_capabilities<S: AsRef<str>>(
+    caps: &[S],
+) -> Result<oci_spec::runtime::LinuxCapabilities, capabilities::CapsError> {
+    let set = capabilities::parse_all(caps)?;
+    let mut c = oci_spec::runtime::LinuxCapabilities::default();
+    c.set_bounding(Some(set.clone()));
+    c.set_effective(Some(set.clone()));
+    c.set_permitted(Some(set));
+    c.set_inheritable(None);
+    c.set_ambient(None);
+    Ok(c)
+}
+
 /// Paths docker masks (as of Docker 28: `/proc/interrupts` and `/sys/devices/virtual/powercap` included).
 pub fn docker_masked_paths() -> Vec<String> {
     [

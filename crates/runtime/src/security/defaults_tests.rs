@@ -175,6 +175,42 @@ fn default_seccomp_is_filtered_by_capabilities_and_arch() {
 }
 
 #[test]
+fn tweaks_capabilities_like_moby() {
+    let none: [&str; 0] = [];
+    assert_eq!(
+        docker_tweak_capabilities(&none, &none, false).unwrap(),
+        docker_default_capabilities()
+    );
+    assert_eq!(
+        docker_tweak_capabilities(&none, &none, true).unwrap().len(),
+        41
+    );
+    let caps = docker_tweak_capabilities(
+        &["net_admin", "CAP_NET_ADMIN"],
+        &["MKNOD", "cap_chown"],
+        false,
+    )
+    .unwrap();
+    assert_eq!(caps.len(), 13);
+    assert!(caps.contains(&"CAP_NET_ADMIN".to_string()));
+    assert!(!caps.contains(&"CAP_MKNOD".to_string()) && !caps.contains(&"CAP_CHOWN".to_string()));
+    assert_eq!(
+        docker_tweak_capabilities(&["SYS_TIME"], &["ALL"], false).unwrap(),
+        ["CAP_SYS_TIME"]
+    );
+    let all_but = docker_tweak_capabilities(&["all"], &["SYS_ADMIN"], false).unwrap();
+    assert_eq!(all_but.len(), 40);
+    assert!(!all_but.contains(&"CAP_SYS_ADMIN".to_string()));
+    let err = docker_tweak_capabilities(&["CAP_TELEPORT"], &none, false).unwrap_err();
+    assert!(err.to_string().contains("CAP_TELEPORT"), "{err}");
+
+    let pc = docker_process_capabilities(&docker_default_capabilities()).unwrap();
+    assert_eq!(pc.bounding().as_ref().map(|b| b.len()), Some(14));
+    assert_eq!(pc.effective(), pc.permitted());
+    assert!(pc.inheritable().is_none() && pc.ambient().is_none());
+}
+
+#[test]
 fn profile_translation_errors() {
     let none = Capabilities::new();
     let err = docker_seccomp_profile(

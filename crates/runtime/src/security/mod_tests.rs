@@ -116,3 +116,121 @@ fn errors_name_the_failing_step() {
     });
     assert_eq!(code, 0, "expected a capset error");
 }
+
+/// The script both runc and berth run: the process-security view from inside.
+const PROBE: &str =
+    "grep -E '^(Uid|Gid|Groups|Cap|NoNewPrivs|Seccomp)' /proc/self/status; umask; ulimit -n; \
+                     busybox unshare -m true 2>/dev/null; echo unshare=$?";
+
+/// Our side: fork, apply `spec`'s process security, exec busybox with PROBE; its stdout.
+fn probe_with_berth(busybox: &str, spec: &oci_spec::runtime::Spec) -> String {
+    let process = spec.process().clone().unwrap();
+    let filter = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+    let argv: Vec<std::ffi::CString> = [busybox, "sh", "-c", PROBE]
+        .iter()
+        .map(|a| std::ffi::CString::new(*a).unwrap())
+        .collect();
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    let (rd, wr) = nix::unistd::pipe().unwrap();
+    let code = in_child(move || {
+        // SAFETY: dup2 onto our own stdout; the pipe's write end is valid.
+        unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&wr), 1) };
+        drop(wr);
+        if apply_process_security(&process, filter.as_ref()).is_err() {
+            return 1;
+        }
+        // SAFETY: NUL-terminated path and null-terminated argv, alive across the call.
+        unsafe { libc::execv(ptrs[0], ptrs.as_ptr()) };
+        127
+    });
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(rd), &mut out).unwrap();
+    assert_eq!(code, 0, "berth side failed: {out}");
+    out
+}
+
+/// The same config through `runc run` and through `apply_process_security` gives the same process state.
+#[test]
+fn matches_runc_for_the_same_config() {
+    require_root!();
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let (Some(busybox), true) = (
+        busybox,
+        std::process::Command::new("runc")
+            .arg("--version")
+            .output()
+            .is_ok(),
+    ) else {
+        eprintln!("skipped: needs busybox and runc");
+        return;
+    };
+    for nnp in [true, false] {
+        let mut spec = defaults::runc_spec(false);
+        let mut p = spec.process().clone().unwrap();
+        p.set_terminal(Some(false));
+        p.set_args(Some(vec![
+            "/bin/busybox".into(),
+            "sh".into(),
+            "-c".into(),
+            PROBE.into(),
+        ]));
+        p.set_env(Some(vec!["PATH=/bin".into()]));
+        let mut caps =
+            defaults::docker_process_capabilities(&defaults::docker_default_capabilities())
+                .unwrap();
+        caps.set_ambient(Some(
+            capabilities::parse_all(&["CAP_NET_BIND_SERVICE"]).unwrap(),
+        ));
+        caps.set_inheritable(Some(
+            capabilities::parse_all(&["CAP_NET_BIND_SERVICE", "CAP_KILL"]).unwrap(),
+        ));
+        p.set_capabilities(Some(caps));
+        p.set_user(
+            serde_json::from_str(
+                r#"{"uid": 1000, "gid": 1000, "additionalGids": [5, 10], "umask": 18}"#,
+            )
+            .unwrap(),
+        );
+        p.set_no_new_privileges(Some(nnp));
+        spec.set_process(Some(p));
+        let mut linux = spec.linux().clone().unwrap();
+        linux.set_seccomp(Some(defaults::docker_default_seccomp()));
+        spec.set_linux(Some(linux));
+
+        let bundle = tempfile::tempdir().unwrap();
+        let bin = bundle.path().join("rootfs/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy(busybox, bin.join("busybox")).unwrap();
+        std::fs::write(
+            bundle.path().join("config.json"),
+            serde_json::to_vec(&spec).unwrap(),
+        )
+        .unwrap();
+        let id = format!("berth-sec-test-{}-{nnp}", std::process::id());
+        let out = std::process::Command::new("runc")
+            .args(["run", &id])
+            .current_dir(bundle.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let theirs = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "runc run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        let ours = probe_with_berth(busybox, &spec);
+        assert!(
+            ours.contains("unshare=1") && ours.contains("Seccomp:\t2"),
+            "{ours}"
+        );
+        assert_eq!(
+            ours, theirs,
+            "berth (left) and runc (right) differ, no_new_privs={nnp}"
+        );
+    }
+}
