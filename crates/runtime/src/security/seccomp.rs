@@ -253,6 +253,9 @@ pub fn load(seccomp: &LinuxSeccomp) -> Result<(), SeccompError> {
 
 /// A filter compiled to classic BPF, with the `seccomp(2)` flags to load it with.
 ///
+/// Unlike [`load`], the program starts with runc's ENOSYS stub (`seccomp_enosys.rs`): syscalls newer than any the
+/// profile names fail with `ENOSYS` rather than the default action, so libc falls back to older ones.
+///
 /// Generating the BPF is the expensive part of seccomp (tens of milliseconds for docker's profile on three
 /// x86 architectures); loading it is a single syscall. Compile once where it is cheap to do so (the daemon can
 /// cache it per profile and put [`CompiledFilter::bpf`] in the bundle), then [`CompiledFilter::load`] in the
@@ -294,7 +297,18 @@ impl CompiledFilter {
         let mut file = std::fs::File::from(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
         ctx.export_bpf(&file)
             .map_err(lib("exporting the BPF program"))?;
-        let mut bpf = Vec::new();
+        // runc's ENOSYS stub goes first (see seccomp_enosys.rs); libseccomp's jumps are relative, so its
+        // program is unaffected by being moved.
+        let native = ScmpArch::native();
+        let arches: Vec<ScmpArch> = std::iter::once(native)
+            .chain(
+                compatible_arches(native)
+                    .iter()
+                    .copied()
+                    .filter(|a| ctx.is_arch_present(*a).unwrap_or(false)),
+            )
+            .collect();
+        let mut bpf = enosys::stub_bytes(seccomp, &arches);
         file.seek(std::io::SeekFrom::Start(0))
             .and_then(|_| file.read_to_end(&mut bpf))
             .map_err(SeccompError::Export)?;
@@ -358,6 +372,9 @@ impl CompiledFilter {
         }
     }
 }
+
+#[path = "seccomp_enosys.rs"]
+mod enosys;
 
 #[cfg(test)]
 #[path = "seccomp_tests.rs"]

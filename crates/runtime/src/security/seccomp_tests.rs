@@ -296,3 +296,134 @@ fn compiled_filter_round_trips_and_loads() {
     });
     assert_eq!(code, 0, "child check {code} failed");
 }
+
+#[test]
+fn enosys_stub_only_for_denying_defaults() {
+    let allow = profile(
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    );
+    assert!(enosys::stub(&allow, &[ScmpArch::native()]).is_empty());
+    let deny = profile(
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}"#,
+    );
+    let stub = enosys::stub(&deny, &[ScmpArch::native()]);
+    assert!(!stub.is_empty());
+    // Starts by loading seccomp_data.arch, ends in a return.
+    assert_eq!(
+        (stub[0].code, stub[0].k),
+        ((libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16, 4)
+    );
+    assert_eq!(
+        stub.last().unwrap().code,
+        (libc::BPF_RET | libc::BPF_K) as u16
+    );
+    let nothing = profile(r#"{"defaultAction": "SCMP_ACT_ERRNO"}"#);
+    assert!(enosys::stub(&nothing, &[ScmpArch::native()]).is_empty());
+}
+
+#[test]
+fn newer_syscalls_get_enosys_older_ones_the_default() {
+    // Names up to exit_group (231 on x86_64): fanotify_init (300) is "newer" and gets ENOSYS, times (100) EPERM.
+    if ScmpArch::native() != ScmpArch::X8664 {
+        eprintln!("skipped: syscall numbers below are x86_64's");
+        return;
+    }
+    let p = profile(
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": ["exit", "exit_group", "getpid"], "action": "SCMP_ACT_ALLOW"}]}"#,
+    );
+    let filter = CompiledFilter::compile(&p).unwrap();
+    let docker =
+        CompiledFilter::compile(&crate::security::defaults::docker_default_seccomp()).unwrap();
+    let code = in_child(move || {
+        // SAFETY: PR_SET_NO_NEW_PRIVS with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0
+            || filter.load().is_err()
+        {
+            return 1;
+        }
+        // SAFETY: raw syscalls with no pointer arguments.
+        let (newer, older, pid) = unsafe {
+            (
+                errno_of(libc::syscall(300)),
+                errno_of(libc::syscall(100)),
+                libc::syscall(libc::SYS_getpid),
+            )
+        };
+        match (newer, older, pid > 0) {
+            (libc::ENOSYS, libc::EPERM, true) => 0,
+            _ => 2,
+        }
+    });
+    assert_eq!(code, 0, "child check {code} failed");
+    let code = in_child(move || {
+        // SAFETY: as above.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0
+            || docker.load().is_err()
+        {
+            return 1;
+        }
+        // 1000 is beyond every syscall; unshare is old and refused by the profile.
+        // SAFETY: raw syscalls with integer arguments only.
+        let (beyond, unshare) = unsafe {
+            (
+                errno_of(libc::syscall(1000)),
+                errno_of(libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUTS)),
+            )
+        };
+        match (beyond, unshare) {
+            (libc::ENOSYS, libc::EPERM) => 0,
+            _ => 2,
+        }
+    });
+    assert_eq!(code, 0, "docker profile child check {code} failed");
+}
+
+/// The i386 side of a filter on x86_64: `int 0x80` syscalls are checked against the X86 rules and stub.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn i386_syscalls_are_filtered_too() {
+    fn int80(nr: i64, a: i64) -> i64 {
+        let ret: i64;
+        // SAFETY: `int 0x80` with i386 syscall numbers that take at most one integer argument (in ebx, swapped
+        // in and out since LLVM reserves rbx); the kernel preserves every register but eax.
+        unsafe {
+            std::arch::asm!(
+                "xchg {a}, rbx",
+                "int 0x80",
+                "xchg {a}, rbx",
+                a = inout(reg) a => _,
+                inlateout("rax") nr => ret,
+                options(nostack),
+            )
+        };
+        ret
+    }
+    let docker =
+        CompiledFilter::compile(&crate::security::defaults::docker_default_seccomp()).unwrap();
+    // Without IA32 emulation `int 0x80` kills the child: skip then.
+    if in_child(|| i32::from(int80(20, 0) <= 0)) != 0 {
+        eprintln!("skipped: no IA32 syscall emulation in this kernel");
+        return;
+    }
+    let code = in_child(move || {
+        // SAFETY: PR_SET_NO_NEW_PRIVS with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0
+            || docker.load().is_err()
+        {
+            return 1;
+        }
+        // i386 numbers: getpid 20 (allowed), unshare 310 (refused), 1000 (beyond every syscall).
+        let unshare = -i64::from(libc::EPERM);
+        let beyond = -i64::from(libc::ENOSYS);
+        match (
+            int80(20, 0) > 0,
+            int80(310, i64::from(libc::CLONE_NEWUTS)),
+            int80(1000, 0),
+        ) {
+            (true, u, b) if u == unshare && b == beyond => 0,
+            _ => 2,
+        }
+    });
+    assert_eq!(code, 0, "child check {code} failed");
+}
