@@ -8,7 +8,13 @@
 //! - conditions on distinct arguments are ANDed in one rule; when one argument is compared more than once the
 //!   conditions become separate rules (ORed), as runc does;
 //! - `SCMP_ACT_ERRNO`/`SCMP_ACT_TRACE` without `errnoRet` return `EPERM`; `SCMP_ACT_KILL` kills the thread;
-//!   `SCMP_ACT_NOTIFY` is refused: berth has no seccomp-notify listener.
+//!   `SCMP_ACT_NOTIFY` is refused: berth has no seccomp-notify listener;
+//! - syscalls newer than every syscall the profile names fail with `ENOSYS` (runc's stub, `seccomp_enosys.rs`),
+//!   so libc falls back to older syscalls instead of taking the default `EPERM` as a refusal.
+//!
+//! [`compile`] builds the libseccomp context; [`CompiledFilter`] turns it into the final BPF program (stub
+//! included), which can be generated ahead of time (it is the slow part) and loaded with one syscall; [`load`]
+//! does both.
 //!
 //! **Loading needs either `no_new_privs` or `CAP_SYS_ADMIN` in the effective set**: the filter never sets
 //! no_new_privs itself (that is `process.noNewPrivileges`' job), so the caller must load it while it still has
@@ -54,13 +60,7 @@ pub enum SeccompError {
         "loading the seccomp filter failed: {0} (it needs no_new_privs or CAP_SYS_ADMIN, and a kernel with \
          seccomp filter support)"
     )]
-    Load(libseccomp::error::SeccompError),
-    /// The kernel refused a precompiled filter.
-    #[error(
-        "loading the seccomp filter failed: {0} (it needs no_new_privs or CAP_SYS_ADMIN, and a kernel with \
-         seccomp filter support)"
-    )]
-    LoadBpf(nix::Error),
+    Load(nix::Error),
     /// Writing or reading back the compiled program failed.
     #[error("exporting the seccomp BPF program: {0}")]
     Export(std::io::Error),
@@ -246,9 +246,10 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError
     Ok(ctx)
 }
 
-/// Compile and load `seccomp` into the calling process. Needs no_new_privs or `CAP_SYS_ADMIN` (module doc).
+/// Compile and load `seccomp` into the calling process (through [`CompiledFilter`], so with runc's ENOSYS
+/// stub). Needs no_new_privs or `CAP_SYS_ADMIN` (module doc).
 pub fn load(seccomp: &LinuxSeccomp) -> Result<(), SeccompError> {
-    compile(seccomp)?.load().map_err(SeccompError::Load)
+    CompiledFilter::compile(seccomp)?.load()
 }
 
 /// A filter compiled to classic BPF, with the `seccomp(2)` flags to load it with.
@@ -367,8 +368,8 @@ impl CompiledFilter {
         match rc {
             0 => Ok(()),
             // With TSYNC, a positive return is the id of a thread that could not be synchronized.
-            r if r > 0 => Err(SeccompError::LoadBpf(nix::Error::EBUSY)),
-            _ => Err(SeccompError::LoadBpf(nix::Error::last())),
+            r if r > 0 => Err(SeccompError::Load(nix::Error::EBUSY)),
+            _ => Err(SeccompError::Load(nix::Error::last())),
         }
     }
 }
