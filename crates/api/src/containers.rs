@@ -249,6 +249,7 @@ pub async fn inspect(
             state
                 .images
                 .layer_dirs(&i)
+                .unwrap_or_default()
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()

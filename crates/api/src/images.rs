@@ -1,49 +1,62 @@
-//! `/images/...`: list, import (`create?fromSrc=-`), inspect, history, tag, remove, prune. Pull, push, save and
-//! load wait for berth-image's registry and archive code.
+//! `/images/...` on top of berth-image: list, pull and import (`create`), push, tag, inspect, history, remove,
+//! prune, save (`get`) and load. Long operations run on the blocking pool and stream docker's JSON progress
+//! lines.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::io::Write;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use berth_engine::images::{normalize, ImageRecord};
-use berth_engine::query::{self, unix_time};
-use berth_engine::{names, EngineError};
+use berth_engine::images::{normalize, ImageError};
+use berth_engine::names;
+use berth_engine::query;
+use berth_image::{AuthConfig, ImageSummary, LoadedImage, ProgressEvent, RemoveEvent};
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 use crate::{qbool, AppState};
 
-type Q = Query<HashMap<String, String>>;
+/// Query strings with repeated keys (`names=a&names=b`, `changes=...` several times).
+type QV = Query<Vec<(String, String)>>;
 
-/// One entry of `GET /images/json`.
-pub fn summary(i: &ImageRecord) -> Value {
-    json!({
-        "Id": i.id,
-        "ParentId": "",
-        "RepoTags": i.repo_tags,
-        "RepoDigests": i.repo_digests,
-        "Created": unix_time(&i.created),
-        "Size": i.size,
-        "VirtualSize": i.size,
-        "SharedSize": -1,
-        "Labels": i.container_config()["Labels"],
-        "Containers": -1,
-    })
+fn get<'a>(q: &'a [(String, String)], k: &str) -> Option<&'a String> {
+    q.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v)
+}
+
+fn all<'a>(q: &'a [(String, String)], k: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+    q.iter().filter(move |(key, _)| key == k).map(|(_, v)| v)
+}
+
+impl From<ImageError> for ApiError {
+    fn from(e: ImageError) -> Self {
+        Self {
+            status: StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn img_err(e: berth_image::Error) -> ApiError {
+    ImageError::from(e).into()
 }
 
 /// `GET /images/json?all=&filters=&digests=`.
-pub async fn list(State(state): State<AppState>, Query(q): Q) -> Result<Json<Value>, ApiError> {
-    let f = query::parse_filters(q.get("filters").map(String::as_str))?;
+pub async fn list(State(state): State<AppState>, Query(q): QV) -> Result<Json<Value>, ApiError> {
+    let f = query::parse_filters(get(&q, "filters").map(String::as_str))?;
     query::check_filters(
         &f,
         &["dangling", "reference", "label", "before", "since", "until"],
     )?;
-    let imgs: Vec<Value> = state
+    let imgs: Vec<ImageSummary> = state
         .images
+        .store()
         .list()
+        .map_err(img_err)?
         .into_iter()
         .filter(|i| match f.get("dangling").and_then(|d| d.first()) {
             Some(d) if d == "true" || d == "1" => i.repo_tags.is_empty(),
@@ -58,14 +71,13 @@ pub async fn list(State(state): State<AppState>, Query(q): Q) -> Result<Json<Val
         })
         .filter(|i| {
             f.get("label")
-                .is_none_or(|l| query::labels_match(&i.container_config()["Labels"], l))
+                .is_none_or(|l| query::labels_match(&json!(i.labels), l))
         })
-        .map(|i| summary(&i))
         .collect();
     Ok(Json(json!(imgs)))
 }
 
-/// `reference` filter: `name` matches any tag of name, `name:tag` exactly; `*` globs within a component.
+/// `reference` filter: `name` matches any tag of name, `name:tag` exactly; `*` globs.
 fn ref_matches(tag: &str, pattern: &str) -> bool {
     let (name, t) = tag.rsplit_once(':').unwrap_or((tag, "latest"));
     let (pn, pt) = match pattern.rsplit_once(':') {
@@ -84,112 +96,149 @@ fn glob(p: &str, s: &str) -> bool {
     }
 }
 
-fn json_line(v: Value) -> Bytes {
+fn line(v: Value) -> Bytes {
     Bytes::from(format!("{v}\r\n"))
 }
 
 fn error_line(msg: &str) -> Bytes {
-    json_line(json!({"errorDetail": {"message": msg}, "error": msg}))
+    line(json!({"errorDetail": {"message": msg}, "error": msg}))
 }
 
-/// `POST /images/create?fromImage=&tag=` (pull) or `?fromSrc=-&repo=&tag=&changes=` (import from the body).
+/// docker's jsonmessage for a progress event.
+fn progress_line(ev: &ProgressEvent) -> Bytes {
+    let mut v = json!({"status": ev.status});
+    if let Some(id) = &ev.id {
+        v["id"] = json!(id);
+    }
+    if let Some(cur) = ev.current {
+        v["progressDetail"] = json!({"current": cur});
+        if let Some(t) = ev.total {
+            v["progressDetail"]["total"] = json!(t);
+        }
+    } else if ev.id.is_some() {
+        v["progressDetail"] = json!({});
+    }
+    line(v)
+}
+
+fn stream_body(rx: mpsc::Receiver<Bytes>) -> Body {
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    }))
+}
+
+fn json_stream(rx: mpsc::Receiver<Bytes>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        stream_body(rx),
+    )
+        .into_response()
+}
+
+fn registry_auth(h: &HeaderMap) -> Option<AuthConfig> {
+    h.get("X-Registry-Auth")
+        .and_then(|v| v.to_str().ok())
+        .and_then(AuthConfig::from_header)
+}
+
+/// `POST /images/create?fromImage=&tag=&platform=` (pull) or `?fromSrc=-&repo=&tag=&changes=` (import).
 pub async fn create(
     State(state): State<AppState>,
-    Query(q): Q,
+    Query(q): QV,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let ct = [(header::CONTENT_TYPE, "application/json")];
-    if let Some(src) = q.get("fromSrc") {
+    if let Some(src) = get(&q, "fromSrc") {
         if src != "-" {
             return Err(ApiError::bad(
                 "importing from a URL is not supported; use fromSrc=-",
             ));
         }
         let reference = match (
-            q.get("repo").filter(|r| !r.is_empty()),
-            q.get("tag").filter(|t| !t.is_empty()),
+            get(&q, "repo").filter(|r| !r.is_empty()),
+            get(&q, "tag").filter(|t| !t.is_empty()),
         ) {
             (Some(r), Some(t)) => Some(format!("{r}:{t}")),
             (Some(r), None) => Some(r.clone()),
             _ => None,
         };
         if let Some(r) = &reference {
-            normalize(r).map_err(|e| ApiError::bad(e.to_string()))?;
+            normalize(r)?;
         }
-        // docker's CLI sends changes as repeated `changes=` params; ours are in one, newline separated too.
-        let changes: Vec<String> = q
-            .get("changes")
-            .map(|c| {
-                c.lines()
-                    .map(String::from)
-                    .filter(|l| !l.trim().is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let changes: Vec<String> = all(&q, "changes")
+            .flat_map(|c| c.lines().map(String::from).collect::<Vec<_>>())
+            .filter(|l| !l.trim().is_empty())
+            .collect();
         let data = axum::body::to_bytes(body, usize::MAX)
             .await
             .map_err(|e| ApiError::bad(e.to_string()))?;
-        let images = state.images.clone();
-        let message = q.get("message").cloned().unwrap_or_default();
+        let store = state.images.store().clone();
+        let message = get(&q, "message").cloned().filter(|m| !m.is_empty());
         let res = tokio::task::spawn_blocking(move || {
-            images.import(&data[..], reference.as_deref(), &changes, &message)
+            store.import(
+                &mut &data[..],
+                reference.as_deref(),
+                &changes,
+                message.as_deref(),
+            )
         })
         .await
         .map_err(ApiError::internal)?;
-        let line = match res {
-            Ok(img) => json_line(json!({"status": img.id})),
-            Err(e @ berth_engine::images::ImageError::InvalidChange(..)) => {
-                return Err(ApiError::bad(e.to_string()))
-            }
-            Err(e) => error_line(&e.to_string()),
+        return match res {
+            Ok(img) => Ok((
+                [(header::CONTENT_TYPE, "application/json")],
+                line(json!({"status": img.id})),
+            )
+                .into_response()),
+            Err(e) if e.http_status() == 400 => Err(img_err(e)),
+            Err(e) => Ok((
+                [(header::CONTENT_TYPE, "application/json")],
+                error_line(&e.to_string()),
+            )
+                .into_response()),
         };
-        return Ok((ct, line).into_response());
     }
-    let Some(from) = q.get("fromImage").filter(|f| !f.is_empty()) else {
+    let Some(from) = get(&q, "fromImage").filter(|f| !f.is_empty()) else {
         return Err(ApiError::bad("fromImage or fromSrc is required"));
     };
-    let reference = match q.get("tag").filter(|t| !t.is_empty()) {
+    let reference = match get(&q, "tag").filter(|t| !t.is_empty()) {
         Some(t) if t.starts_with("sha256:") => format!("{from}@{t}"),
         Some(t) => format!("{from}:{t}"),
         None => from.clone(),
     };
-    let reference = normalize(&reference).map_err(|e| ApiError::bad(e.to_string()))?;
-    let msg = format!(
-        "pull of {reference} is not supported by this berthd yet (registry client pending); import the image instead"
-    );
-    Ok((ct, error_line(&msg)).into_response())
+    normalize(&reference)?;
+    let platform = match get(&q, "platform").filter(|p| !p.is_empty()) {
+        Some(p) => Some(berth_image::Platform::parse(p).map_err(|e| ApiError::bad(e.to_string()))?),
+        None => None,
+    };
+    let auth = registry_auth(&headers);
+    let store = state.images.store().clone();
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    tokio::task::spawn_blocking(move || {
+        let progress = |ev: ProgressEvent| {
+            let _ = tx.blocking_send(progress_line(&ev));
+        };
+        if let Err(e) = store.pull(&reference, platform.as_ref(), auth.as_ref(), &progress) {
+            let _ = tx.blocking_send(error_line(&e.to_string()));
+        }
+    });
+    Ok(json_stream(rx))
 }
 
-/// `GET /images/{name}/json|history`.
+/// `GET /images/{name}/json|history|get`.
 pub async fn get_dispatch(
     State(state): State<AppState>,
     Path(rest): Path<String>,
 ) -> Result<Response, ApiError> {
+    let store = state.images.store();
     if let Some(name) = rest.strip_suffix("/json") {
-        let i = state.images.resolve(name).map_err(EngineError::from)?;
-        return Ok(Json(inspect(&state, &i)).into_response());
+        return Ok(Json(store.inspect(name).map_err(img_err)?).into_response());
     }
     if let Some(name) = rest.strip_suffix("/history") {
-        let i = state.images.resolve(name).map_err(EngineError::from)?;
-        let hist: Vec<Value> = i.config["history"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .rev()
-            .enumerate()
-            .map(|(n, h)| {
-                json!({
-                    "Id": if n == 0 { i.id.clone() } else { "<missing>".into() },
-                    "Created": unix_time(h["created"].as_str().unwrap_or("")),
-                    "CreatedBy": h["created_by"].as_str().unwrap_or(""),
-                    "Tags": if n == 0 { json!(i.repo_tags) } else { Value::Null },
-                    "Size": if n == 0 { i.size } else { 0 },
-                    "Comment": h["comment"].as_str().unwrap_or(""),
-                })
-            })
-            .collect();
-        return Ok(Json(json!(hist)).into_response());
+        return Ok(Json(store.history(name).map_err(img_err)?).into_response());
+    }
+    if let Some(name) = rest.strip_suffix("/get") {
+        return save(&state, vec![name.to_string()]);
     }
     Err(ApiError {
         status: StatusCode::NOT_FOUND,
@@ -197,56 +246,133 @@ pub async fn get_dispatch(
     })
 }
 
-fn inspect(state: &AppState, i: &ImageRecord) -> Value {
-    let dirs = state.images.layer_dirs(i);
-    json!({
-        "Id": i.id,
-        "RepoTags": i.repo_tags,
-        "RepoDigests": i.repo_digests,
-        "Parent": "",
-        "Comment": i.config["history"][0]["comment"].as_str().unwrap_or(""),
-        "Created": i.created,
-        "DockerVersion": "",
-        "Author": i.config["author"].as_str().unwrap_or(""),
-        "Config": i.container_config(),
-        "Architecture": i.config["architecture"],
-        "Os": i.config["os"],
-        "Size": i.size,
-        "GraphDriver": {"Name": "overlay2", "Data": {
-            "MergedDir": "", "UpperDir": dirs.first(), "WorkDir": "",
-            "LowerDir": dirs.iter().skip(1).map(|d| d.display().to_string()).collect::<Vec<_>>().join(":"),
-        }},
-        "RootFS": {"Type": "layers", "Layers": i.config["rootfs"]["diff_ids"]},
-        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
-    })
+/// `GET /images/get?names=a&names=b`.
+pub async fn save_many(State(state): State<AppState>, Query(q): QV) -> Result<Response, ApiError> {
+    let names: Vec<String> = all(&q, "names").cloned().collect();
+    if names.is_empty() {
+        return Err(ApiError::bad("no images named"));
+    }
+    save(&state, names)
 }
 
-/// `POST /images/{name}/tag?repo=&tag=` (push comes with berth-image).
+/// Writes a blocking producer's output into a channel as body chunks.
+struct ChanWriter(mpsc::Sender<Bytes>);
+
+impl Write for ChanWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Bytes::copy_from_slice(buf))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn save(state: &AppState, names: Vec<String>) -> Result<Response, ApiError> {
+    let store = state.images.store().clone();
+    // Fail before streaming when a name is unknown: afterwards only a broken tarball could tell.
+    for n in &names {
+        store.resolve(n).map_err(img_err)?;
+    }
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut w = ChanWriter(tx);
+        if let Err(e) = store.save(&refs, &mut w) {
+            log::warn!("save {refs:?}: {e}");
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        stream_body(rx),
+    )
+        .into_response())
+}
+
+/// `POST /images/load?quiet=`.
+pub async fn load(
+    State(state): State<AppState>,
+    Query(q): QV,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let quiet = qbool(get(&q, "quiet"));
+    let data = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    let store = state.images.store().clone();
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    tokio::task::spawn_blocking(move || {
+        let progress = |ev: ProgressEvent| {
+            if !quiet {
+                let _ = tx.blocking_send(progress_line(&ev));
+            }
+        };
+        match store.load(&mut &data[..], &progress) {
+            Ok(loaded) => {
+                for l in loaded {
+                    let msg = match l {
+                        LoadedImage::Tag(t) => format!("Loaded image: {t}\n"),
+                        LoadedImage::Id(id) => format!("Loaded image ID: {id}\n"),
+                    };
+                    let _ = tx.blocking_send(line(json!({"stream": msg})));
+                }
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(error_line(&e.to_string()));
+            }
+        }
+    });
+    Ok(json_stream(rx))
+}
+
+/// `POST /images/{name}/tag?repo=&tag=` and `POST /images/{name}/push?tag=`.
 pub async fn post_dispatch(
     State(state): State<AppState>,
     Path(rest): Path<String>,
-    Query(q): Q,
+    Query(q): QV,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let store = state.images.store().clone();
     if let Some(name) = rest.strip_suffix("/tag") {
-        let i = state.images.resolve(name).map_err(EngineError::from)?;
-        let repo = q
-            .get("repo")
+        let repo = get(&q, "repo")
             .filter(|r| !r.is_empty())
             .ok_or_else(|| ApiError::bad("repo is required"))?;
-        let target = match q.get("tag").filter(|t| !t.is_empty()) {
+        let target = match get(&q, "tag").filter(|t| !t.is_empty()) {
             Some(t) => format!("{repo}:{t}"),
             None => repo.clone(),
         };
-        state
-            .images
-            .tag(&i.id, &target)
-            .map_err(EngineError::from)?;
+        store.tag(name, &target).map_err(img_err)?;
         return Ok(StatusCode::CREATED.into_response());
     }
-    if rest.ends_with("/push") {
-        return Err(ApiError::internal(
-            "push is not supported by this berthd yet (registry client pending)",
-        ));
+    if let Some(name) = rest.strip_suffix("/push") {
+        let reference = match get(&q, "tag").filter(|t| !t.is_empty()) {
+            Some(t) => format!("{name}:{t}"),
+            None => name.to_string(),
+        };
+        store.resolve(&reference).map_err(img_err)?;
+        let auth = registry_auth(&headers);
+        let (tx, rx) = mpsc::channel::<Bytes>(256);
+        tokio::task::spawn_blocking(move || {
+            let progress = |ev: ProgressEvent| {
+                let _ = tx.blocking_send(progress_line(&ev));
+            };
+            match store.push(&reference, auth.as_ref(), &progress) {
+                Ok(r) => {
+                    let _ = tx.blocking_send(line(
+                        json!({"status": format!("{}: digest: {} size: {}", r.tag, r.digest, r.size)}),
+                    ));
+                    let _ = tx.blocking_send(line(
+                        json!({"progressDetail": {}, "aux": {"Tag": r.tag, "Digest": r.digest, "Size": r.size}}),
+                    ));
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(error_line(&e.to_string()));
+                }
+            }
+        });
+        return Ok(json_stream(rx));
     }
     Err(ApiError {
         status: StatusCode::NOT_FOUND,
@@ -254,49 +380,42 @@ pub async fn post_dispatch(
     })
 }
 
-/// `DELETE /images/{name}?force=`.
+/// `DELETE /images/{name}?force=`: refuses images containers use (docker's 409 messages).
 pub async fn remove(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Q,
+    Query(q): QV,
 ) -> Result<Json<Value>, ApiError> {
-    let force = qbool(q.get("force"));
-    let i = state.images.resolve(&name).map_err(EngineError::from)?;
-    let by_tag = normalize(&name).ok().filter(|n| i.repo_tags.contains(n));
-    let mut out = Vec::new();
-    // Removing one of several tags only untags.
-    if let Some(t) = &by_tag {
-        if i.repo_tags.len() > 1 {
-            state.images.untag(t).map_err(EngineError::from)?;
-            return Ok(Json(json!([{"Untagged": t}])));
-        }
-    }
-    let users: Vec<_> = state
-        .all()
-        .into_iter()
-        .filter(|c| c.image == i.id)
-        .collect();
-    if let Some(c) = users.first() {
-        if !force || c.state.running {
-            let how = if c.state.running {
-                "running"
-            } else {
-                "stopped"
-            };
-            let msg = if by_tag.is_some() && !force {
-                format!(
-                    "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
-                    names::short(&c.id),
-                    names::short(&i.id)
-                )
-            } else {
-                format!(
-                    "conflict: unable to delete {} (must be forced) - image is being used by {how} container {}",
-                    names::short(&i.id),
-                    names::short(&c.id)
-                )
-            };
+    let force = qbool(get(&q, "force"));
+    let img = state.images.resolve(&name)?;
+    let by_tag = normalize(&name).ok().filter(|n| img.repo_tags.contains(n));
+    let only_untag = by_tag.is_some() && img.repo_tags.len() > 1;
+    if !only_untag {
+        let users: Vec<_> = state
+            .all()
+            .into_iter()
+            .filter(|c| c.image == img.id)
+            .collect();
+        if let Some(c) = users.iter().find(|c| c.state.running).or(users.first()) {
             if !force || c.state.running {
+                let how = if c.state.running {
+                    "running"
+                } else {
+                    "stopped"
+                };
+                let msg = if by_tag.is_some() && !c.state.running {
+                    format!(
+                        "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
+                        names::short(&c.id),
+                        names::short(&img.id)
+                    )
+                } else {
+                    format!(
+                        "conflict: unable to delete {} (must be forced) - image is being used by {how} container {}",
+                        names::short(&img.id),
+                        names::short(&c.id)
+                    )
+                };
                 return Err(ApiError {
                     status: StatusCode::CONFLICT,
                     message: msg,
@@ -304,48 +423,42 @@ pub async fn remove(
             }
         }
     }
-    if !users.is_empty() {
-        // Forced removal of an image a stopped container uses: untag only, keep the layers.
-        for t in &i.repo_tags {
-            state.images.untag(t).map_err(EngineError::from)?;
-            out.push(json!({"Untagged": t}));
-        }
-        return Ok(Json(json!(out)));
-    }
-    for t in &i.repo_tags {
-        out.push(json!({"Untagged": t}));
-    }
-    state.images.delete(&i.id).map_err(EngineError::from)?;
-    out.push(json!({"Deleted": i.id}));
-    Ok(Json(json!(out)))
+    let events = state.images.store().remove(&name, force).map_err(img_err)?;
+    Ok(Json(json!(events
+        .into_iter()
+        .map(|e| match e {
+            RemoveEvent::Untagged(t) => json!({"Untagged": t}),
+            RemoveEvent::Deleted(id) => json!({"Deleted": id}),
+        })
+        .collect::<Vec<_>>())))
 }
 
-/// `POST /images/prune?filters=`: dangling images (all unused ones with `dangling=false`).
-pub async fn prune(State(state): State<AppState>, Query(q): Q) -> Result<Json<Value>, ApiError> {
-    let f = query::parse_filters(q.get("filters").map(String::as_str))?;
+/// `POST /images/prune?filters=`: dangling images, or every unused one with `dangling=false`.
+pub async fn prune(State(state): State<AppState>, Query(q): QV) -> Result<Json<Value>, ApiError> {
+    let f = query::parse_filters(get(&q, "filters").map(String::as_str))?;
     query::check_filters(&f, &["dangling", "label", "label!", "until"])?;
-    let all = f
+    let dangling_only = !f
         .get("dangling")
         .and_then(|d| d.first())
         .is_some_and(|d| d == "false" || d == "0");
-    let used: Vec<String> = state.all().into_iter().map(|c| c.image).collect();
-    let mut deleted = Vec::new();
-    let mut space = 0;
-    for i in state.images.list() {
-        if used.contains(&i.id) || (!all && !i.repo_tags.is_empty()) {
-            continue;
-        }
-        if state.images.delete(&i.id).is_ok() {
-            for t in &i.repo_tags {
-                deleted.push(json!({"Untagged": t}));
-            }
-            deleted.push(json!({"Deleted": i.id}));
-            space += i.size;
-        }
-    }
-    Ok(Json(
-        json!({"ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": space}),
-    ))
+    let in_use: HashSet<String> = state.all().into_iter().map(|c| c.image).collect();
+    let store = state.images.store().clone();
+    let report = tokio::task::spawn_blocking(move || store.prune(dangling_only, &in_use))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(img_err)?;
+    let deleted: Vec<Value> = report
+        .deleted
+        .into_iter()
+        .map(|e| match e {
+            RemoveEvent::Untagged(t) => json!({"Untagged": t}),
+            RemoveEvent::Deleted(id) => json!({"Deleted": id}),
+        })
+        .collect();
+    Ok(Json(json!({
+        "ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
+        "SpaceReclaimed": report.space_reclaimed,
+    })))
 }
 
 #[cfg(test)]

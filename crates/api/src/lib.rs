@@ -122,6 +122,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/prune", post(images::prune))
+        .route("/images/load", post(images::load))
+        .route("/images/get", get(images::save_many))
         .route(
             "/images/{*rest}",
             get(images::get_dispatch)

@@ -146,7 +146,7 @@ pub async fn info(State(state): State<AppState>) -> Json<Value> {
         .filter(|c| c.state.running && !c.state.paused)
         .count();
     let paused = all.iter().filter(|c| c.state.paused).count();
-    let images = state.images.list().len();
+    let images = state.images.count();
     let root = state.cfg.data_root.display().to_string();
     Json(json!({
         "ID": engine_id(&state),
@@ -226,18 +226,24 @@ pub async fn df(
     let containers = state.all();
     let mut out = json!({});
     if want("image") {
-        let imgs = state.images.list();
-        let layers: u64 = imgs.iter().map(|i| i.size).sum();
-        let list: Vec<Value> = imgs
+        let du = state
+            .images
+            .store()
+            .disk_usage()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let list: Vec<Value> = du
+            .images
             .iter()
             .map(|i| {
-                let mut v = crate::images::summary(i);
+                let mut v = json!(i);
                 v["Containers"] = json!(containers.iter().filter(|c| c.image == i.id).count());
-                v["SharedSize"] = json!(0);
+                if i.shared_size < 0 {
+                    v["SharedSize"] = json!(0);
+                }
                 v
             })
             .collect();
-        out["LayersSize"] = json!(layers);
+        out["LayersSize"] = json!(du.layers_size);
         out["Images"] = json!(list);
     }
     if want("container") {

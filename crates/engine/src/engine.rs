@@ -62,10 +62,9 @@ impl From<ImageError> for EngineError {
     fn from(e: ImageError) -> Self {
         match e {
             ImageError::NotFound(r) => Self::NoSuchImage(r),
-            ImageError::Ambiguous(_)
-            | ImageError::InvalidReference(_)
-            | ImageError::InvalidChange(..) => Self::InvalidParameter(e.to_string()),
-            other => Self::Internal(other.to_string()),
+            ImageError::Invalid(m) => Self::InvalidParameter(m),
+            ImageError::Conflict(m) => Self::Conflict(m),
+            ImageError::Other(m, _) => Self::Internal(m),
         }
     }
 }
@@ -358,7 +357,7 @@ impl Engine {
             }
         };
         let layer =
-            berth_storage::RwLayer::new(&self.cfg.data_root, &id, self.images.layer_dirs(&img))
+            berth_storage::RwLayer::new(&self.cfg.data_root, &id, self.images.layer_dirs(&img)?)
                 .map_err(internal)?;
         fs::create_dir_all(&dir).map_err(internal)?;
         layer.create().map_err(internal)?;
@@ -432,7 +431,7 @@ impl Engine {
             .resolve(&c.image)
             .map_err(|e| EngineError::Internal(format!("image of container: {e}")))?;
         let layer =
-            berth_storage::RwLayer::new(&self.cfg.data_root, &c.id, self.images.layer_dirs(&img))
+            berth_storage::RwLayer::new(&self.cfg.data_root, &c.id, self.images.layer_dirs(&img)?)
                 .map_err(internal)?;
         layer.create().map_err(internal)?;
         let rootfs = layer.mount().map_err(internal)?;
