@@ -360,9 +360,7 @@ pub async fn post_dispatch(
             };
             match store.push(&reference, auth.as_ref(), &progress) {
                 Ok(r) => {
-                    let _ = tx.blocking_send(line(
-                        json!({"status": format!("{}: digest: {} size: {}", r.tag, r.digest, r.size)}),
-                    ));
+                    // berth-image already reported "<tag>: digest: ... size: ..." as progress.
                     let _ = tx.blocking_send(line(
                         json!({"progressDetail": {}, "aux": {"Tag": r.tag, "Digest": r.digest, "Size": r.size}}),
                     ));
