@@ -276,3 +276,87 @@ fn containers_survive_berthd_kill9() {
         "{ps}"
     );
 }
+
+#[test]
+fn docker_security_defaults_apply() {
+    require!();
+    let d = Daemon::start();
+    d.import_busybox();
+    let status = d.ok(&["run", "--rm", "busybox", "cat", "/proc/self/status"]);
+    let field = |s: &str, k: &str| -> String {
+        s.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("")
+            .to_string()
+    };
+    // Docker's 14 default capabilities.
+    assert_eq!(field(&status, "CapBnd:"), "00000000a80425fb", "{status}");
+    assert_eq!(field(&status, "Seccomp:"), "2", "{status}");
+    assert_eq!(field(&status, "NoNewPrivs:"), "0");
+    let unconfined = d.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "no-new-privileges",
+        "busybox",
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert_eq!(field(&unconfined, "Seccomp:"), "0");
+    assert_eq!(field(&unconfined, "NoNewPrivs:"), "1");
+    let dropped = d.ok(&[
+        "run",
+        "--rm",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "CHOWN",
+        "busybox",
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert_eq!(field(&dropped, "CapBnd:"), "0000000000000001");
+    // Masked and read-only /proc paths, our own hostname and resolv.conf.
+    // /proc/timer_list is masked with /dev/null (it has content on the host).
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "wc -c < /proc/timer_list"
+        ])
+        .trim(),
+        "0"
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo 1 > /proc/sys/kernel/domainname",
+    ]);
+    assert!(!o.status.success(), "/proc/sys must be read-only");
+    let id = d.ok(&["create", "busybox", "hostname"]);
+    d.ok(&["start", id.trim()]);
+    assert_eq!(d.ok(&["wait", id.trim()]).trim(), "0");
+    assert_eq!(d.ok(&["logs", id.trim()]).trim(), &id.trim()[..12]);
+    let resolv = d.ok(&["run", "--rm", "busybox", "cat", "/etc/resolv.conf"]);
+    assert!(
+        resolv.contains("nameserver") && !resolv.contains("nameserver 127."),
+        "{resolv}"
+    );
+    let nofile = d.ok(&["run", "--rm", "busybox", "sh", "-c", "ulimit -n"]);
+    let hard: u64 = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .unwrap()
+        .1;
+    assert_eq!(nofile.trim().parse::<u64>().unwrap(), hard.min(1048576));
+    // Only loopback in the (not yet bridged) network namespace.
+    let links = d.ok(&["run", "--rm", "busybox", "ls", "/sys/class/net"]);
+    assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+}

@@ -1,8 +1,9 @@
 //! Builds a container's OCI runtime `config.json` from the image config, docker's `Config` and `HostConfig`, and
 //! Docker's defaults (capabilities, masked and read-only paths, default mounts, device rules, rlimits).
 //!
-//! The defaults are spelled out here until `berth_runtime::security::defaults` lands; the seccomp profile is
-//! left out until then (the runtime owns docker's profile).
+//! Capabilities, masked and read-only paths are docker's lists (the same as
+//! `berth_runtime::security::defaults`); the seccomp profile is moby's default from
+//! `berth_runtime::security::defaults::docker_default_seccomp_for`, adjusted to the container's capabilities.
 
 use std::fs;
 use std::path::Path;
@@ -264,6 +265,7 @@ pub fn build(input: &SpecInput<'_>, config: &Value, hc: &Value) -> Result<Value,
     let caps = capabilities(hc)?;
     let tty = config["Tty"].as_bool().unwrap_or(false);
     let mut nnp = false;
+    let mut seccomp = !privileged;
     for opt in hc["SecurityOpt"]
         .as_array()
         .into_iter()
@@ -273,8 +275,13 @@ pub fn build(input: &SpecInput<'_>, config: &Value, hc: &Value) -> Result<Value,
         let (k, v) = opt.split_once(['=', ':']).unwrap_or((opt, "true"));
         match k {
             "no-new-privileges" => nnp = v != "false",
-            // No seccomp profile is applied yet (see module docs), so unconfined is what we already do.
-            "seccomp" | "apparmor" | "label" => {}
+            "seccomp" if v == "unconfined" => seccomp = false,
+            "seccomp" => {
+                return Err(SpecError::Invalid(format!(
+                    "custom seccomp profiles are not supported yet: {opt:?} (use seccomp=unconfined or the default)"
+                )))
+            }
+            "apparmor" | "label" => {}
             _ => {
                 return Err(SpecError::Invalid(format!(
                     "invalid --security-opt: {opt:?}"
@@ -381,6 +388,13 @@ pub fn build(input: &SpecInput<'_>, config: &Value, hc: &Value) -> Result<Value,
         "resources": resources,
         "cgroupsPath": format!("/berth/{}", input.id),
     });
+    if seccomp {
+        let bounding = berth_runtime::security::capabilities::parse_all(&caps)
+            .map_err(|e| SpecError::Invalid(format!("capabilities: {e}")))?;
+        let profile = berth_runtime::security::defaults::docker_default_seccomp_for(&bounding);
+        linux["seccomp"] =
+            serde_json::to_value(&profile).map_err(|e| SpecError::Invalid(e.to_string()))?;
+    }
     if !privileged {
         linux["maskedPaths"] = json!(MASKED);
         linux["readonlyPaths"] = json!(READONLY);
@@ -469,6 +483,16 @@ mod tests {
         assert_eq!(s["linux"]["resources"]["memory"]["limit"], 64 << 20);
         assert!(s["process"]["rlimits"][0]["hard"].as_u64().unwrap() <= host_nofile_hard());
         assert!(build(&input, &json!({}), &json!({"Memory": 1024})).is_err());
+        assert!(s["linux"]["seccomp"]["syscalls"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()));
+        let unconfined = build(
+            &input,
+            &json!({}),
+            &json!({"SecurityOpt": ["seccomp=unconfined"]}),
+        )
+        .unwrap();
+        assert!(unconfined["linux"]["seccomp"].is_null());
         let host = build(&input, &json!({}), &json!({"NetworkMode": "host"})).unwrap();
         assert!(!host["linux"]["namespaces"]
             .as_array()
