@@ -72,9 +72,19 @@ impl Bundle {
         self.edit(|c| c["process"]["args"] = json!(args));
     }
 
-    /// `berth runtime --root <state> ARGS` with captured output.
+    /// `berth runtime --root <state> ARGS` with captured output. Output goes through files, not pipes: a
+    /// created container's init inherits the runtime's stdio and would keep a pipe open.
     pub fn rt(&self, args: &[&str]) -> Output {
-        self.cmd(args).stdin(Stdio::null()).output().unwrap()
+        let out = tempfile::tempfile().unwrap();
+        let err = tempfile::tempfile().unwrap();
+        let status = self
+            .cmd(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(err.try_clone().unwrap())
+            .status()
+            .unwrap();
+        Output { status, stdout: read_back(out), stderr: read_back(err) }
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
@@ -92,12 +102,7 @@ impl Bundle {
 
     /// `run -d ID`, returning a guard that force-deletes it.
     pub fn run_detached(&self, id: &str) -> Container<'_> {
-        let o = self.cmd(&["run", "-d", "--bundle", self.path().to_str().unwrap(), id])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
+        let o = self.rt(&["run", "-d", "--bundle", self.path().to_str().unwrap(), id]);
         assert!(o.status.success(), "run -d failed: {}", text(&o.stderr));
         Container { bundle: self, id: id.to_string() }
     }
@@ -126,6 +131,14 @@ impl Drop for Container<'_> {
     fn drop(&mut self) {
         let _ = self.bundle.rt(&["delete", "--force", &self.id]);
     }
+}
+
+fn read_back(mut f: std::fs::File) -> Vec<u8> {
+    use std::io::{Read, Seek};
+    let mut v = Vec::new();
+    f.seek(std::io::SeekFrom::Start(0)).unwrap();
+    f.read_to_end(&mut v).unwrap();
+    v
 }
 
 pub fn text(b: &[u8]) -> String {
