@@ -118,7 +118,7 @@ fn push_delete_pull_roundtrip() {
     let s2 = ImageStore::open(dr2.path()).unwrap();
     let p2 = s2.pull(&by_digest, None, None, &NoProgress).unwrap();
     assert!(p2.repo_tags.is_empty());
-    assert_eq!(p2.repo_digests, [by_digest.clone()]);
+    assert_eq!(p2.repo_digests, std::slice::from_ref(&by_digest));
 
     // Cross-repository push within the same registry mounts the layer.
     let other = format!("{}/elsewhere/bb:2", reg.addr());
