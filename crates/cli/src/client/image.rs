@@ -6,7 +6,7 @@ use clap::Parser;
 use serde_json::{json, Value};
 
 use super::http::{encode, with_query, Body, Client};
-use super::units::{ago, ellipsis, human_size_prec, short_id};
+use super::units::{ago, ellipsis, human_size, human_size_prec, short_id};
 use super::{
     auth, confirm, container::prune_report, filters_json, out, parse, progress, table, CliError,
     CmdResult, Globals,
@@ -91,9 +91,8 @@ fn image_header() -> Value {
 }
 
 const IMAGES_FORMAT: &str =
-    "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
-const IMAGES_DIGEST_FORMAT: &str =
-    "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+    "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{if .CreatedSince }}{{.CreatedSince}}{{else}}N/A{{end}}\t{{.Size}}";
+const IMAGES_DIGEST_FORMAT: &str = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{if .CreatedSince }}{{.CreatedSince}}{{else}}N/A{{end}}\t{{.Size}}";
 
 /// One summary from `/images/json` → docker's rows (one per repo:tag, `<none>` for dangling).
 pub fn image_rows(img: &Value, trunc: bool, digests: bool) -> Vec<Value> {
@@ -104,15 +103,15 @@ pub fn image_rows(img: &Value, trunc: bool, digests: bool) -> Vec<Value> {
         json!({
             "Containers": match img["Containers"].as_i64() { Some(n) if n >= 0 => n.to_string(), _ => "N/A".into() },
             "CreatedAt": chrono::DateTime::from_timestamp(created, 0).map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string()).unwrap_or_default(),
-            "CreatedSince": if created == 0 { "N/A".to_string() } else { ago(created as f64) },
+            "CreatedSince": ago(created as f64),
             "Digest": digest,
             "ID": if trunc { short_id(id) } else { id.to_string() },
             "Repository": repo,
-            "SharedSize": match img["SharedSize"].as_f64() { Some(s) if s >= 0.0 => human_size_prec(s, 3), _ => "N/A".into() },
+            "SharedSize": match img["SharedSize"].as_f64() { Some(s) if s >= 0.0 => human_size(s), _ => "N/A".into() },
             "Size": human_size_prec(size, 3),
             "Tag": tag,
-            "UniqueSize": match img["SharedSize"].as_f64() { Some(s) if s >= 0.0 => human_size_prec(size - s, 3), _ => "N/A".into() },
-            "VirtualSize": human_size_prec(size, 3),
+            "UniqueSize": match img["SharedSize"].as_f64() { Some(s) if s >= 0.0 => human_size(size - s), _ => "N/A".into() },
+            "VirtualSize": human_size(size),
         })
     };
     let strs = |k: &str| -> Vec<String> {
@@ -121,44 +120,56 @@ pub fn image_rows(img: &Value, trunc: bool, digests: bool) -> Vec<Value> {
             .into_iter()
             .flatten()
             .filter_map(Value::as_str)
-            .filter(|s| !s.starts_with("<none>"))
             .map(String::from)
             .collect()
     };
-    let mut by_repo_digest: Vec<(String, String)> = strs("RepoDigests")
-        .into_iter()
-        .filter_map(|d| {
-            d.split_once('@')
-                .map(|(r, d)| (r.to_string(), d.to_string()))
-        })
-        .collect();
+    let (tags, digest_refs) = (strs("RepoTags"), strs("RepoDigests"));
+    let dangling = (tags.is_empty() && digest_refs.is_empty())
+        || (tags == ["<none>:<none>"] && digest_refs == ["<none>@<none>"]);
+    if dangling {
+        return vec![base("<none>", "<none>", "<none>")];
+    }
+    // docker groups by repository (in Go map order, i.e. unspecified); we keep the daemon's order.
+    let mut repo_digests: Vec<(String, Vec<String>)> = Vec::new();
+    for d in &digest_refs {
+        if let Some((r, d)) = d.split_once('@') {
+            match repo_digests.iter_mut().find(|(x, _)| x == r) {
+                Some((_, v)) => v.push(d.to_string()),
+                None => repo_digests.push((r.to_string(), vec![d.to_string()])),
+            }
+        }
+    }
     let mut rows = Vec::new();
-    for t in strs("RepoTags") {
-        let (repo, tag) = split_ref(&t);
-        let ds: Vec<String> = by_repo_digest
+    let mut seen: Vec<String> = Vec::new();
+    for t in &tags {
+        let (repo, tag) = split_ref(t);
+        if tag.is_empty() || tag.starts_with("sha256:") {
+            continue;
+        }
+        let ds = repo_digests
             .iter()
-            .filter(|(r, _)| *r == repo)
-            .map(|(_, d)| d.clone())
-            .collect();
-        if digests && !ds.is_empty() {
+            .find(|(r, _)| *r == repo)
+            .map(|x| x.1.clone())
+            .unwrap_or_default();
+        if !seen.contains(&repo) {
+            seen.push(repo.clone());
+        }
+        if !digests || ds.is_empty() {
+            rows.push(base(&repo, &tag, "<none>"));
+        } else {
             for d in &ds {
                 rows.push(base(&repo, &tag, d));
             }
-        } else {
-            rows.push(base(
-                &repo,
-                &tag,
-                ds.first().map_or("<none>", String::as_str),
-            ));
         }
     }
-    let tagged: Vec<String> = strs("RepoTags").iter().map(|t| split_ref(t).0).collect();
-    by_repo_digest.retain(|(r, _)| !tagged.contains(r));
-    for (repo, d) in &by_repo_digest {
-        rows.push(base(repo, "<none>", d));
-    }
-    if rows.is_empty() {
-        rows.push(base("<none>", "<none>", "<none>"));
+    for (repo, ds) in repo_digests.iter().filter(|(r, _)| !seen.contains(r)) {
+        if digests {
+            for d in ds {
+                rows.push(base(repo, "<none>", d));
+            }
+        } else {
+            rows.push(base(repo, "<none>", ""));
+        }
     }
     rows
 }
@@ -207,17 +218,22 @@ pub fn images(args: &[String], g: &Globals) -> CmdResult {
     }
     let mut client = g.client()?;
     let list = client.get_json(&with_query("/images/json", &q))?;
+    let mut format = if o.quiet {
+        "{{.ID}}".to_string()
+    } else {
+        o.format.clone()
+    };
+    if o.digests && format.starts_with("table") && !format.contains("{{.Digest}}") {
+        format.push_str("\t{{.Digest}}");
+    }
+    let need_digest = o.digests || format.contains("{{.Digest}}");
     let rows: Vec<Value> = list
         .as_array()
         .into_iter()
         .flatten()
-        .flat_map(|i| image_rows(i, !o.no_trunc, o.digests))
+        .flat_map(|i| image_rows(i, !o.no_trunc, need_digest))
         .collect();
-    let format = if o.quiet {
-        "{{.ID}}"
-    } else {
-        o.format.as_str()
-    };
+    let format = format.as_str();
     let default = if o.digests {
         IMAGES_DIGEST_FORMAT
     } else {
@@ -743,8 +759,11 @@ mod tests {
         assert_eq!(rows[0]["Tag"], "latest");
         assert_eq!(rows[0]["ID"], "d2c94e258dcb");
         assert_eq!(rows[0]["Size"], "13.3kB");
-        assert_eq!(rows[0]["CreatedSince"], "N/A");
-        assert_eq!(rows[0]["Digest"], "sha256:abc");
+        assert!(rows[0]["CreatedSince"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("years ago")));
+        assert_eq!(rows[0]["Digest"], "<none>");
+        assert_eq!(image_rows(&img, true, true)[0]["Digest"], "sha256:abc");
         let dangling = json!({"Id": "sha256:1234567890abcdef", "Created": 1, "Size": 0, "RepoTags": [], "RepoDigests": []});
         let rows = image_rows(&dangling, false, false);
         assert_eq!(

@@ -108,7 +108,6 @@ pub fn parse<T: CommandFactory + FromArgMatches>(
         help = help.short('h');
     }
     cmd = cmd.arg(help);
-    let about = cmd.get_about().map(|a| a.to_string()).unwrap_or_default();
     let see = format!("See 'berth {verb} --help'.");
     let m = match cmd.try_get_matches_from_mut(args) {
         Ok(m) => m,
@@ -145,10 +144,11 @@ pub fn parse<T: CommandFactory + FromArgMatches>(
                     if ctx(ContextKind::InvalidArg).starts_with('-') {
                         format!("flag needs an argument: {}", ctx(ContextKind::InvalidArg))
                     } else {
+                        // docker 28's wording for a missing positional argument.
                         return Err(CliError::Exit {
                             code: 1,
                             msg: Some(format!(
-                                "\"berth {verb}\" requires at least 1 argument.\n{see}\n\nUsage:  {usage}\n\n{about}"
+                                "berth: 'berth {verb}' requires at least 1 argument\n\nUsage:  {usage}\n\nSee 'berth {verb} --help' for more information"
                             )),
                         });
                     }

@@ -59,14 +59,34 @@ fn create_container(client: &mut Client, g: &Globals, o: &RunOpts) -> Result<Str
     Ok(id)
 }
 
-/// Errors from run/create are prefixed `berth:` and exit 125, like docker's.
+/// Errors from run/create are prefixed `berth:`; like docker's `toStatusError`, a missing executable exits
+/// 127, a non-executable one 126, anything else 125.
 fn as_run_error(e: CliError) -> CliError {
     match e {
         CliError::Exit { .. } => e,
-        other => CliError::Exit {
-            code: 125,
-            msg: Some(format!("berth: {other}")),
-        },
+        other => {
+            let msg = other.to_string();
+            CliError::Exit {
+                code: run_error_code(&msg),
+                msg: Some(format!("berth: {msg}")),
+            }
+        }
+    }
+}
+
+/// docker's exit code for a failed create/start, from the daemon's message.
+pub fn run_error_code(msg: &str) -> i32 {
+    // Case-insensitive: runtimes word errno text differently ("No such file or directory").
+    let msg = msg.to_ascii_lowercase();
+    if msg.contains("executable file not found")
+        || msg.contains("no such file or directory")
+        || msg.contains("system cannot find the file specified")
+    {
+        127
+    } else if msg.contains("permission denied") || msg.contains("is a directory") {
+        126
+    } else {
+        125
     }
 }
 
@@ -263,4 +283,23 @@ pub fn run(args: &[String], g: &Globals) -> CmdResult {
         && (o.attach.is_empty() || o.attach.iter().any(|a| a.eq_ignore_ascii_case("stdin")));
     let condition = if o.rm { "removed" } else { "next-exit" };
     attach_start_wait(&mut client, &id, o.tty, stdin, condition, true).map_err(as_run_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_errors_map_to_docker_codes() {
+        assert_eq!(
+            run_error_code("exec: \"/x\": stat /x: no such file or directory"),
+            127
+        );
+        assert_eq!(
+            run_error_code("exec: \"sh\": executable file not found in $PATH"),
+            127
+        );
+        assert_eq!(run_error_code("exec: \"/etc\": permission denied"), 126);
+        assert_eq!(run_error_code("No such image: nosuch:latest"), 125);
+    }
 }

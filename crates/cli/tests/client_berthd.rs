@@ -1,0 +1,645 @@
+//! The `berth` client against a real berthd: one daemon per test on a temp data-root/exec-root/socket,
+//! images imported from examples/hello-world and a busybox rootfs, and the real docker CLI as a reference
+//! for output formats. Skips (with a printed reason) when not root, not in a private mount namespace, or
+//! when berthd has not been built next to `berth` (`cargo build -p berthd`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const DOCKER: &str = "/usr/local/bin/docker";
+
+fn berth_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_berth"))
+}
+
+fn berthd_bin() -> PathBuf {
+    berth_bin().with_file_name("berthd")
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("workspace")
+        .to_path_buf()
+}
+
+fn skip_reason() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("needs root".into());
+    }
+    if !berthd_bin().is_file() {
+        return Some(format!(
+            "{} not built (cargo build -p berthd)",
+            berthd_bin().display()
+        ));
+    }
+    let own = fs::read_link("/proc/self/ns/mnt").ok();
+    if own.is_some() && own == fs::read_link("/proc/1/ns/mnt").ok() {
+        return Some(
+            "not in a private mount namespace; run under `unshare -m --propagation private`".into(),
+        );
+    }
+    None
+}
+
+macro_rules! daemon_or_skip {
+    () => {
+        match Daemon::start() {
+            Ok(d) => d,
+            Err(why) => {
+                eprintln!("SKIPPED: {why}");
+                return;
+            }
+        }
+    };
+}
+
+struct Daemon {
+    root: tempfile::TempDir,
+    data: PathBuf,
+    exec: PathBuf,
+    sock: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    fn start() -> Result<Daemon, String> {
+        if let Some(why) = skip_reason() {
+            return Err(why);
+        }
+        let root = tempfile::Builder::new()
+            .prefix("berth-client-test-")
+            .tempdir_in("/tmp")
+            .map_err(|e| e.to_string())?;
+        let data = root.path().join("data");
+        let exec = root.path().join("exec");
+        let sock = root.path().join("berth.sock");
+        fs::create_dir_all(root.path().join("docker-config")).map_err(|e| e.to_string())?;
+        let log = fs::File::create(root.path().join("berthd.log")).map_err(|e| e.to_string())?;
+        let child = Command::new(berthd_bin())
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .arg("--data-root")
+            .arg(&data)
+            .arg("--exec-root")
+            .arg(&exec)
+            .args(["--group", "root", "--debug", "--berth-binary"])
+            .arg(berth_bin())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start berthd: {e}"))?;
+        let mut d = Daemon {
+            root,
+            data,
+            exec,
+            sock,
+            child: Some(child),
+        };
+        // Readiness, not a timing assertion: wait until the socket answers `berth version`.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if d.sock.exists()
+                && d.berth(&["version", "--format", "{{.Server.Version}}"])
+                    .status
+                    .success()
+            {
+                return Ok(d);
+            }
+            if let Some(Ok(Some(st))) = d.child.as_mut().map(Child::try_wait) {
+                return Err(format!(
+                    "berthd exited ({st}) and cannot run here:\n{}",
+                    d.log()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("berthd did not come up:\n{}", d.log()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.root.path().join("berthd.log")).unwrap_or_default()
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    fn cmd(&self, prog: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut c = Command::new(prog);
+        c.args(args)
+            .env("BERTH_HOST", self.host())
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.root.path().join("docker-config"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let Some(input) = stdin else {
+            return c.stdin(Stdio::null()).output().expect("spawn");
+        };
+        let mut child = c.stdin(Stdio::piped()).spawn().expect("spawn");
+        let mut w = child.stdin.take().expect("stdin");
+        let input = input.to_vec();
+        let t = std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = w.write_all(&input);
+        });
+        let out = child.wait_with_output().expect("wait");
+        let _ = t.join();
+        out
+    }
+
+    fn berth(&self, args: &[&str]) -> Output {
+        self.cmd(&berth_bin(), args, None)
+    }
+
+    /// Runs berth, asserts success, returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.berth(args);
+        assert!(
+            o.status.success(),
+            "berth {args:?} failed: {}\nstdout: {}\nstderr: {}\n--- berthd log ---\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn import_hello_world(&self) {
+        let out = self.root.path().join("hello-world");
+        let st = Command::new("bash")
+            .arg(workspace().join("examples/hello-world/build.sh"))
+            .arg(&out)
+            .stdout(Stdio::null())
+            .status()
+            .expect("build hello-world");
+        assert!(
+            st.success(),
+            "examples/hello-world/build.sh failed (needs gcc and static libc)"
+        );
+        let tar = out.join("rootfs.tar");
+        let id = self.ok(&[
+            "import",
+            "-c",
+            "CMD [\"/hello\"]",
+            tar.to_str().expect("utf8"),
+            "hello-world:latest",
+        ]);
+        assert!(id.trim().starts_with("sha256:"), "import printed {id:?}");
+    }
+
+    /// Imports a busybox rootfs as `busybox:latest`; false when busybox-static is missing.
+    fn import_busybox(&self) -> bool {
+        let dir = self.root.path().join("busybox");
+        let st = Command::new("bash")
+            .arg(workspace().join("tests/fixtures/make-busybox-rootfs.sh"))
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("make busybox rootfs");
+        if !st.success() {
+            return false;
+        }
+        let tar = self.root.path().join("busybox.tar");
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(&dir)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .expect("tar");
+        assert!(st.success());
+        self.ok(&[
+            "import",
+            "--change",
+            "CMD [\"sh\"]",
+            tar.to_str().expect("utf8"),
+            "busybox:latest",
+        ]);
+        true
+    }
+
+    fn container_ids(&self) -> Vec<String> {
+        fs::read_dir(self.data.join("containers"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Stop every container through the API first so monitors tear down their mounts and cgroups.
+        for id in self.container_ids() {
+            let _ = self.berth(&["rm", "-f", &id]);
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(c.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Whatever is still mounted under our root (overlays of containers that did not go away).
+        let root = self.root.path().display().to_string();
+        let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(String::from))
+            .filter(|m| m.starts_with(&root))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = &self.exec;
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn hello_world_run_ps_images_info_df() {
+    let d = daemon_or_skip!();
+    d.import_hello_world();
+    let o = d.berth(&["run", "hello-world"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stderr: {}\n{}",
+        stderr(&o),
+        d.log()
+    );
+    assert!(
+        stdout(&o).contains("Hello from"),
+        "no greeting: {}",
+        stdout(&o)
+    );
+
+    let ps = d.ok(&["ps", "-a"]);
+    let mut lines = ps.lines();
+    let header = lines.next().expect("header");
+    assert!(
+        header.starts_with("CONTAINER ID   IMAGE         COMMAND    CREATED")
+            && header.contains("   STATUS")
+            && header.contains("   PORTS")
+            && header.ends_with("   NAMES"),
+        "{header:?}"
+    );
+    let row = lines.next().expect("row");
+    assert!(
+        row.contains("hello-world   \"/hello\"") && row.contains("Exited (0)"),
+        "{row:?}"
+    );
+    let name = row.split_whitespace().last().expect("name");
+    let (a, b) = name
+        .split_once('_')
+        .expect("generated name has an underscore");
+    assert!(
+        !a.is_empty()
+            && !b.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()),
+        "{name}"
+    );
+
+    let images = d.ok(&["images"]);
+    assert!(images
+        .lines()
+        .next()
+        .expect("header")
+        .starts_with("REPOSITORY    TAG       IMAGE ID       CREATED"));
+    let row = images.lines().nth(1).expect("image row");
+    assert!(row.starts_with("hello-world   latest    "), "{row:?}");
+    assert!(
+        row.split_whitespace()
+            .nth(2)
+            .is_some_and(|id| id.len() == 12),
+        "{row:?}"
+    );
+
+    let root = d.ok(&["info", "--format", "{{.DockerRootDir}}"]);
+    assert_eq!(root.trim(), d.data.display().to_string());
+    let info = d.ok(&["info"]);
+    assert!(
+        info.contains(
+            "Server:\n Containers: 1\n  Running: 0\n  Paused: 0\n  Stopped: 1\n Images: 1\n"
+        ),
+        "{info}"
+    );
+
+    let df = d.ok(&["system", "df"]);
+    let mut lines = df.lines();
+    assert_eq!(
+        lines.next(),
+        Some("TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE")
+    );
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.starts_with("Images          1         1         ")),
+        "{df}"
+    );
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.starts_with("Containers      1         0         ")),
+        "{df}"
+    );
+
+    let v = d.ok(&["version", "--format", "{{.Server.Version}}"]);
+    assert!(!v.trim().is_empty());
+    let inspect = d.ok(&["inspect", "--type", "image", "hello-world"]);
+    let parsed: serde_json::Value = serde_json::from_str(&inspect).expect("inspect is JSON");
+    assert_eq!(parsed.as_array().map(Vec::len), Some(1));
+    assert!(
+        inspect.starts_with("[\n    {\n        \""),
+        "4-space indent like docker: {inspect}"
+    );
+}
+
+#[test]
+fn output_matches_the_docker_cli() {
+    if !Path::new(DOCKER).exists() {
+        eprintln!("SKIPPED: {DOCKER} not installed");
+        return;
+    }
+    let d = daemon_or_skip!();
+    d.import_hello_world();
+    d.ok(&["run", "--name", "first", "hello-world"]);
+    d.ok(&["tag", "hello-world", "hw:v2"]);
+    // Formats without relative times, so both clients render the same instant-independent text.
+    for args in [
+        vec![
+            "ps",
+            "-a",
+            "--format",
+            "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.Ports}}\t{{.Names}}",
+        ],
+        vec![
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--format",
+            "{{.ID}} {{.Names}} {{.Labels}}",
+        ],
+        vec![
+            "images",
+            "--format",
+            "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Size}}",
+        ],
+        vec!["images", "-q"],
+        vec![
+            "images",
+            "--digests",
+            "--format",
+            "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}",
+        ],
+        vec!["inspect", "first"],
+        vec![
+            "inspect",
+            "-f",
+            "{{.State.ExitCode}} {{json .Config.Cmd}} {{.Config.Image}}",
+            "first",
+        ],
+        vec![
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}} {{.Config.Cmd}}",
+            "hw:v2",
+        ],
+        vec![
+            "history",
+            "--format",
+            "table {{.ID}}\t{{.Size}}\t{{.Comment}}",
+            "hello-world",
+        ],
+        vec![
+            "info",
+            "--format",
+            "{{.Containers}} {{.Images}} {{.Driver}} {{json .Plugins.Log}}",
+        ],
+    ] {
+        let ours = d.berth(&args);
+        let theirs = d.cmd(Path::new(DOCKER), &args, None);
+        // docker lists the repositories of one image in Go map order (random): compare image rows as a set.
+        let norm = |o: &Output| {
+            let text = stdout(o);
+            if args[0] != "images" {
+                return text;
+            }
+            let mut lines: Vec<&str> = text.lines().collect();
+            let skip = usize::from(args.iter().any(|a| a.starts_with("table")));
+            lines[skip..].sort_unstable();
+            lines.join("\n")
+        };
+        assert_eq!(
+            norm(&ours),
+            norm(&theirs),
+            "berth {args:?} differs from docker\nstderr: {}",
+            stderr(&ours)
+        );
+        assert_eq!(
+            ours.status.code(),
+            theirs.status.code(),
+            "exit code of {args:?}"
+        );
+    }
+}
+
+#[test]
+fn exit_codes_and_streams_pass_through() {
+    let d = daemon_or_skip!();
+    if !d.import_busybox() {
+        eprintln!(
+            "SKIPPED: busybox-static not installed (tests/fixtures/make-busybox-rootfs.sh failed)"
+        );
+        return;
+    }
+    let o = d.berth(&[
+        "run",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "stderr: {}", stderr(&o));
+    assert_eq!(stdout(&o), "out\n");
+    assert_eq!(stderr(&o), "err\n");
+
+    let o = d.berth(&["run", "--rm", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+
+    let o = d.berth(&["run", "busybox", "/nonexistent"]);
+    assert_eq!(o.status.code(), Some(127), "stderr: {}", stderr(&o));
+    assert!(stderr(&o).starts_with("berth: "), "{}", stderr(&o));
+
+    // create + start -a passes the status through too; wait prints it.
+    let id = d.ok(&[
+        "create",
+        "--name",
+        "c1",
+        "-e",
+        "X=42",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $X; exit 4",
+    ]);
+    assert_eq!(id.trim().len(), 64, "create prints the full id: {id:?}");
+    let o = d.berth(&["start", "-a", "c1"]);
+    assert_eq!(
+        (o.status.code(), stdout(&o).as_str()),
+        (Some(4), "42\n"),
+        "stderr: {}",
+        stderr(&o)
+    );
+    assert_eq!(d.ok(&["wait", "c1"]), "4\n");
+    assert_eq!(d.ok(&["logs", "c1"]), "42\n");
+    d.ok(&["rename", "c1", "c2"]);
+    assert!(d
+        .ok(&["ps", "-a", "--format", "{{.Names}}"])
+        .lines()
+        .any(|l| l == "c2"));
+    assert_eq!(d.ok(&["rm", "c2"]), "c2\n");
+
+    // Detached: the full id, then stop.
+    let id = d.ok(&["run", "-d", "--name", "sleeper", "busybox", "sleep", "1000"]);
+    assert_eq!(id.trim().len(), 64);
+    assert!(d
+        .ok(&["ps", "--format", "{{.Names}} {{.State}}"])
+        .contains("sleeper running"));
+    assert_eq!(d.ok(&["stop", "-t", "1", "sleeper"]), "sleeper\n");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Running}}", "sleeper"]),
+        "false\n"
+    );
+    assert_eq!(d.ok(&["rm", "-f", "sleeper"]), "sleeper\n");
+
+    let o = d.berth(&["rm", "nosuch"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "Error response from daemon: No such container: nosuch\n"
+    );
+}
+
+#[test]
+fn missing_image_fails_in_one_clear_line() {
+    let d = daemon_or_skip!();
+    let o = d.berth(&["run", "nosuch-image-for-berth-tests"]);
+    assert_eq!(o.status.code(), Some(125), "stderr: {}", stderr(&o));
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some("Unable to find image 'nosuch-image-for-berth-tests:latest' locally"),
+        "{err}"
+    );
+    // Pull status lines may come first; the failure itself is one `berth: ...` line, and the last.
+    let failures: Vec<&&str> = lines.iter().filter(|l| l.starts_with("berth: ")).collect();
+    assert_eq!(failures.len(), 1, "{err}");
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with("berth: ") && l.len() > "berth: ".len()),
+        "{err}"
+    );
+}
+
+#[test]
+fn image_verbs() {
+    let d = daemon_or_skip!();
+    d.import_hello_world();
+    d.ok(&["tag", "hello-world", "hw:2"]);
+    assert!(d
+        .ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .lines()
+        .any(|l| l == "hw:2"));
+    assert_eq!(d.ok(&["rmi", "hw:2"]), "Untagged: hw:2\n");
+    let h = d.ok(&["history", "hello-world"]);
+    assert!(h.starts_with("IMAGE          CREATED"), "{h}");
+    assert!(
+        h.lines()
+            .next()
+            .is_some_and(|l| l.contains("   CREATED BY   ") && l.ends_with("COMMENT")),
+        "{h}"
+    );
+    let json = d.ok(&["images", "--format", "json"]);
+    let v: serde_json::Value =
+        serde_json::from_str(json.lines().next().expect("line")).expect("json line");
+    assert_eq!(v["Repository"], "hello-world");
+    let o = d.berth(&["rmi", "nosuch:1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("Error response from daemon: "),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn client_errors_without_a_daemon() {
+    let run = |args: &[&str], host: &str| {
+        Command::new(berth_bin())
+            .args(args)
+            .env("BERTH_HOST", host)
+            .env_remove("DOCKER_HOST")
+            .output()
+            .expect("berth")
+    };
+    let o = run(&["run", "--bogus", "x"], "unix:///nonexistent/berth.sock");
+    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(
+        stderr(&o),
+        "unknown flag: --bogus\nSee 'berth run --help'.\n"
+    );
+    let o = run(&["ps"], "unix:///nonexistent/berth.sock");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "Cannot connect to the berth daemon at unix:///nonexistent/berth.sock. Is the berth daemon running?\n"
+    );
+    let o = run(&["--version"], "unix:///nonexistent");
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).starts_with("Berth version 0.1.0, build "),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&["run", "--help"], "unix:///nonexistent");
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("--memory-swap"), "{}", stdout(&o));
+    let o = run(&["rm"], "unix:///nonexistent");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("berth: 'berth rm' requires at least 1 argument"),
+        "{}",
+        stderr(&o)
+    );
+}
