@@ -18,13 +18,29 @@ fn bad_bundles_and_ids() {
     // Missing config.json.
     let empty = tempfile::tempdir().unwrap();
     let log = b.dir.path().join("log.json");
-    let o = b.rt(&["--log", log.to_str().unwrap(), "--log-format", "json", "create", "-b", empty.path().to_str().unwrap(), &id]);
+    let o = b.rt(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "create",
+        "-b",
+        empty.path().to_str().unwrap(),
+        &id,
+    ]);
     let err = text(&o.stderr);
     assert!(!o.status.success());
     one_line(&err);
     assert!(err.contains("config.json"), "{err}");
     assert!(!root.join(&id).exists());
-    let line: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&log).unwrap().lines().next().unwrap()).unwrap();
+    let line: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(line["level"], "error");
     assert!(line["msg"].as_str().unwrap().contains("config.json"));
     // Invalid config.json.
@@ -42,11 +58,21 @@ fn bad_bundles_and_ids() {
     assert!(!root.join(&id).exists());
     std::fs::rename(b.dir.path().join("moved"), b.rootfs()).unwrap();
     // Unknown id.
-    for cmd in [&["state", "nope-x"][..], &["start", "nope-x"], &["kill", "nope-x"], &["delete", "nope-x"], &["exec", "nope-x", "true"]] {
+    for cmd in [
+        &["state", "nope-x"][..],
+        &["start", "nope-x"],
+        &["kill", "nope-x"],
+        &["delete", "nope-x"],
+        &["exec", "nope-x", "true"],
+    ] {
         let o = b.rt(cmd);
         assert!(!o.status.success());
         one_line(&text(&o.stderr));
-        assert!(text(&o.stderr).contains("container nope-x does not exist"), "{cmd:?}: {}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains("container nope-x does not exist"),
+            "{cmd:?}: {}",
+            text(&o.stderr)
+        );
     }
     // Invalid id.
     let o = b.rt(&["create", "-b", b.path().to_str().unwrap(), "../evil"]);
@@ -56,7 +82,10 @@ fn bad_bundles_and_ids() {
     b.args(&["sleep", "1000"]);
     let o = b.rt(&["create", "-b", b.path().to_str().unwrap(), &id]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let _g = Container { bundle: &b, id: id.clone() };
+    let _g = Container {
+        bundle: &b,
+        id: id.clone(),
+    };
     let dirs = cgroup_dirs(&b, &id);
     let o = b.rt(&["create", "-b", b.path().to_str().unwrap(), &id]);
     assert!(!o.status.success());
@@ -79,7 +108,10 @@ fn failed_create_leaves_nothing() {
     b.args(&["/does/not/exist"]);
     let id = unique("half");
     let o = b.rt(&["create", "-b", b.path().to_str().unwrap(), &id]);
-    let _g = Container { bundle: &b, id: id.clone() };
+    let _g = Container {
+        bundle: &b,
+        id: id.clone(),
+    };
     assert!(!o.status.success());
     one_line(&text(&o.stderr));
     assert!(!b.root.join(&id).exists());
@@ -92,16 +124,40 @@ fn failed_create_leaves_nothing() {
 #[test]
 fn spec_version_features() {
     let dir = tempfile::tempdir().unwrap();
-    let o = std::process::Command::new(berth()).args(["runtime", "spec", "--bundle"]).arg(dir.path()).output().unwrap();
+    let o = std::process::Command::new(berth())
+        .args(["runtime", "spec", "--bundle"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
     assert_eq!(spec["root"]["path"], "rootfs");
-    let o = std::process::Command::new(berth()).args(["runtime", "spec", "--bundle"]).arg(dir.path()).output().unwrap();
+    let o = std::process::Command::new(berth())
+        .args(["runtime", "spec", "--bundle"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(!o.status.success(), "overwrote config.json");
-    let o = std::process::Command::new(berth()).args(["runtime", "--version"]).output().unwrap();
-    assert_eq!(text(&o.stdout), format!("berth runtime version {}\nspec: 1.2.0\n", env!("CARGO_PKG_VERSION")));
-    let o = std::process::Command::new(berth()).args(["runtime", "features"]).output().unwrap();
+    let o = std::process::Command::new(berth())
+        .args(["runtime", "--version"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&o.stdout),
+        format!(
+            "berth runtime version {}\nspec: 1.2.0\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    let o = std::process::Command::new(berth())
+        .args(["runtime", "features"])
+        .output()
+        .unwrap();
     let f: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(f["ociVersionMax"], "1.2.0");
-    assert!(f["linux"]["namespaces"].as_array().unwrap().contains(&serde_json::json!("user")));
+    assert!(f["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("user")));
 }

@@ -12,7 +12,11 @@ fn namespaces_pid_uts_net() {
     let b = Bundle::new();
     b.edit(|c| {
         c["hostname"] = json!("berth-test-host");
-        c["process"]["args"] = json!(["sh", "-c", "echo pid=$$; hostname; ls /sys/class/net; ls /proc | grep -c '^[0-9]'"]);
+        c["process"]["args"] = json!([
+            "sh",
+            "-c",
+            "echo pid=$$; hostname; ls /sys/class/net; ls /proc | grep -c '^[0-9]'"
+        ]);
     });
     let (code, out, err) = b.run(&unique("ns"));
     assert_eq!(code, 0, "{err}");
@@ -30,7 +34,8 @@ fn memory_limit_oom_kills() {
     b.edit(|c| {
         // tail of an endless line buffers it all: grows until the OOM killer stops it.
         c["process"]["args"] = json!(["tail", "/dev/zero"]);
-        c["linux"]["resources"] = json!({"memory": {"limit": 32 * 1024 * 1024, "swap": 32 * 1024 * 1024}});
+        c["linux"]["resources"] =
+            json!({"memory": {"limit": 32 * 1024 * 1024, "swap": 32 * 1024 * 1024}});
     });
     let (code, _, err) = b.run(&unique("oom"));
     assert_eq!(code, 137, "{err}");
@@ -54,7 +59,11 @@ fn pids_limit_stops_fork_bomb() {
     assert!(err.contains("fork"), "{err}");
     let o = b.rt(&["ps", "--format", "json", &id]);
     let pids: Vec<i64> = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(pids.len() >= 2 && pids.len() <= 10, "{} processes with pids.limit 10", pids.len());
+    assert!(
+        pids.len() >= 2 && pids.len() <= 10,
+        "{} processes with pids.limit 10",
+        pids.len()
+    );
 }
 
 #[test]
@@ -65,7 +74,10 @@ fn user_namespace_maps_root_to_unprivileged_uid() {
     let b = Bundle::new();
     b.edit(|c| {
         c["process"]["args"] = json!(["sleep", "1000"]);
-        c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
         c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
         c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
     });
@@ -79,5 +91,8 @@ fn user_namespace_maps_root_to_unprivileged_uid() {
     assert_eq!(code, 0, "{err}");
     let mut l = out.lines();
     assert_eq!(l.next(), Some("0"));
-    assert_eq!(l.next().map(|s| s.split_whitespace().collect::<Vec<_>>()), Some(vec!["0", "200000", "65536"]));
+    assert_eq!(
+        l.next().map(|s| s.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["0", "200000", "65536"])
+    );
 }

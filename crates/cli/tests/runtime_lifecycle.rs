@@ -13,15 +13,28 @@ fn create_start_state_kill_delete() {
     let b = Bundle::new();
     b.args(&["sleep", "1000"]);
     let id = unique("life");
-    let o = b.rt(&["create", "--bundle", b.path().to_str().unwrap(), "--pid-file", "pid", &id]);
+    let o = b.rt(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "--pid-file",
+        "pid",
+        &id,
+    ]);
     assert!(o.status.success(), "create: {}", text(&o.stderr));
-    let _g = Container { bundle: &b, id: id.clone() };
+    let _g = Container {
+        bundle: &b,
+        id: id.clone(),
+    };
     let st = b.state(&id);
     assert_eq!(st["status"], "created");
     assert_eq!(st["id"], id.as_str());
     assert_eq!(st["ociVersion"], "1.2.0");
     let pid = st["pid"].as_i64().unwrap();
-    assert_eq!(std::fs::read_to_string(b.path().join("pid")).unwrap(), pid.to_string());
+    assert_eq!(
+        std::fs::read_to_string(b.path().join("pid")).unwrap(),
+        pid.to_string()
+    );
     let dirs = cgroup_dirs(&b, &id);
     assert!(!dirs.is_empty() && dirs.iter().all(|d| d.is_dir()));
     // The list shows it.
@@ -60,7 +73,10 @@ fn create_start_state_kill_delete() {
     let o = b.rt(&["delete", &id]);
     assert!(o.status.success(), "delete: {}", text(&o.stderr));
     assert!(!b.root.join(&id).exists());
-    assert!(dirs.iter().all(|d| !d.exists()), "cgroup dirs left: {dirs:?}");
+    assert!(
+        dirs.iter().all(|d| !d.exists()),
+        "cgroup dirs left: {dirs:?}"
+    );
     // Gone, or a zombie waiting for its reaper (the init was reparented when `create` exited).
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     assert!(stat.is_empty() || stat.contains(") Z "), "{stat}");
@@ -83,12 +99,21 @@ fn run_returns_exit_status_and_cleans_up() {
     // Killed from outside (pid 1 ignores SIGKILL from inside its namespace): 128 + 9.
     b.args(&["sleep", "1000"]);
     let id = unique("sig");
-    let _g = Container { bundle: &b, id: id.clone() };
-    let mut child = b.cmd(&["run", "--bundle", b.path().to_str().unwrap(), &id]).spawn().unwrap();
+    let _g = Container {
+        bundle: &b,
+        id: id.clone(),
+    };
+    let mut child = b
+        .cmd(&["run", "--bundle", b.path().to_str().unwrap(), &id])
+        .spawn()
+        .unwrap();
     let mut running = false;
     for _ in 0..500 {
         let o = b.rt(&["state", &id]);
-        if o.status.success() && serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["status"] == "running" {
+        if o.status.success()
+            && serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["status"]
+                == "running"
+        {
             running = true;
             break;
         }
@@ -110,12 +135,26 @@ fn exec_sees_container_processes() {
     let _c = b.run_detached(&id);
     let (code, out, err) = b.exec(&id, &["ps", "-o", "pid,comm"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "sleep"]), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "sleep"]),
+        "{out}"
+    );
     // Only the container's processes: sleep and ps.
     assert_eq!(out.lines().count(), 3, "{out}");
     let (code, _, _) = b.exec(&id, &["sh", "-c", "exit 7"]);
     assert_eq!(code, 7);
-    let o = b.rt(&["exec", "--env", "FOO=bar", "--cwd", "/tmp", &id, "sh", "-c", "echo $FOO $(pwd) $(id -u)"]);
+    let o = b.rt(&[
+        "exec",
+        "--env",
+        "FOO=bar",
+        "--cwd",
+        "/tmp",
+        &id,
+        "sh",
+        "-c",
+        "echo $FOO $(pwd) $(id -u)",
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout).trim(), "bar /tmp 0");
     let o = b.rt(&["exec", "-u", "1000:1000", &id, "id", "-u"]);
@@ -125,8 +164,18 @@ fn exec_sees_container_processes() {
     let mut p = b.config()["process"].clone();
     p["args"] = json!(["sh", "-c", "echo from-process-json"]);
     std::fs::write(b.dir.path().join("p.json"), p.to_string()).unwrap();
-    let o = b.rt(&["exec", "--process", b.dir.path().join("p.json").to_str().unwrap(), &id]);
-    assert_eq!(text(&o.stdout).trim(), "from-process-json", "{}", text(&o.stderr));
+    let o = b.rt(&[
+        "exec",
+        "--process",
+        b.dir.path().join("p.json").to_str().unwrap(),
+        &id,
+    ]);
+    assert_eq!(
+        text(&o.stdout).trim(),
+        "from-process-json",
+        "{}",
+        text(&o.stderr)
+    );
     let (code, _, err) = b.exec(&id, &["nonexistent-binary"]);
     assert_ne!(code, 0);
     assert!(err.contains("not found"), "{err}");
@@ -156,7 +205,12 @@ fn hooks_run_in_order() {
     let got = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = got.lines().collect();
     // poststart runs after start returns, concurrently with the process: check relative orders only.
-    let pos = |s: &str| lines.iter().position(|l| *l == s).unwrap_or_else(|| panic!("{s} missing in {lines:?}"));
+    let pos = |s: &str| {
+        lines
+            .iter()
+            .position(|l| *l == s)
+            .unwrap_or_else(|| panic!("{s} missing in {lines:?}"))
+    };
     assert!(pos("prestart") < pos("createRuntime"));
     assert!(pos("createRuntime") < pos("createContainer"));
     assert!(pos("createContainer") < pos("startContainer"));
@@ -175,10 +229,16 @@ fn failing_hook_fails_create_and_cleans_up() {
     b.edit(|c| c["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]}));
     let id = unique("badhook");
     let o = b.rt(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
-    let _g = Container { bundle: &b, id: id.clone() };
+    let _g = Container {
+        bundle: &b,
+        id: id.clone(),
+    };
     assert!(!o.status.success());
     let err = text(&o.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("createRuntime hook /bin/false failed"), "{err}");
+    assert!(
+        err.contains("createRuntime hook /bin/false failed"),
+        "{err}"
+    );
     assert!(!b.root.join(&id).exists());
 }

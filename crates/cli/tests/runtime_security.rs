@@ -19,13 +19,23 @@ fn dropped_capabilities_are_denied() {
     // With CAP_CHOWN and CAP_MKNOD granted, the same commands work: the denial came from the capability sets.
     b.edit(|c| {
         for set in ["bounding", "effective", "permitted"] {
-            c["process"]["capabilities"][set].as_array_mut().unwrap().extend([json!("CAP_CHOWN"), json!("CAP_MKNOD")]);
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .extend([json!("CAP_CHOWN"), json!("CAP_MKNOD")]);
         }
-        c["process"]["args"] = json!(["sh", "-c", "chown 1 /tmp && echo chown-ok; mknod /tmp/n c 1 3 && echo mknod-ok; echo end"]);
+        c["process"]["args"] = json!([
+            "sh",
+            "-c",
+            "chown 1 /tmp && echo chown-ok; mknod /tmp/n c 1 3 && echo mknod-ok; echo end"
+        ]);
     });
     let (code, out, err) = b.run(&unique("caps2"));
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.lines().collect::<Vec<_>>(), ["chown-ok", "mknod-ok", "end"]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["chown-ok", "mknod-ok", "end"]
+    );
 }
 
 #[test]
@@ -45,7 +55,10 @@ fn seccomp_rule_returns_errno() {
     let (code, out, err) = b.run(&unique("seccomp"));
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "rc=1");
-    assert!(err.contains("Permission denied"), "EACCES (13) expected: {err}");
+    assert!(
+        err.contains("Permission denied"),
+        "EACCES (13) expected: {err}"
+    );
 }
 
 #[test]
@@ -63,7 +76,11 @@ fn readonly_rootfs_and_masked_paths() {
     let (code, out, err) = b.run(&unique("ro"));
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
-    let want: Vec<&str> = if kcore { vec!["0", "0", "0", "1:3", "end"] } else { vec!["0", "0", "1:3", "end"] };
+    let want: Vec<&str> = if kcore {
+        vec!["0", "0", "0", "1:3", "end"]
+    } else {
+        vec!["0", "0", "1:3", "end"]
+    };
     assert_eq!(lines, want, "{out}");
     assert!(!b.rootfs().join("x").exists());
 }
@@ -77,14 +94,20 @@ fn host_fds_do_not_leak() {
     b.args(&["ls", "/proc/self/fd"]);
     // An inheritable host fd (no O_CLOEXEC) at 42 in the runtime's parent.
     let f = std::fs::File::open("/etc/hostname").unwrap();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&f);
     // SAFETY: dup2 onto an unused fd number of this test process.
-    assert_eq!(unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&f), 42) }, 42);
+    let dup = unsafe { libc::dup2(raw, 42) };
+    assert_eq!(dup, 42);
     let (code, out, err) = b.run(&unique("fds"));
     // SAFETY: closing the fd we created above.
     unsafe { libc::close(42) };
     assert_eq!(code, 0, "{err}");
     let fds: Vec<&str> = out.split_whitespace().collect();
-    assert_eq!(fds, ["0", "1", "2", "3"], "only stdio and ls's own directory fd: {out}");
+    assert_eq!(
+        fds,
+        ["0", "1", "2", "3"],
+        "only stdio and ls's own directory fd: {out}"
+    );
 }
 
 #[test]
@@ -95,23 +118,50 @@ fn runtime_binary_cannot_be_overwritten() {
     let before = std::fs::read(berth()).unwrap();
     let b = Bundle::new();
     // /bin/evil runs "the runtime" through /proc/self/exe, as in CVE-2019-5736.
-    std::fs::write(b.rootfs().join("bin/evil"), "#!/proc/self/exe runtime --version\n").unwrap();
-    std::process::Command::new("chmod").arg("755").arg(b.rootfs().join("bin/evil")).status().unwrap();
+    std::fs::write(
+        b.rootfs().join("bin/evil"),
+        "#!/proc/self/exe runtime --version\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(b.rootfs().join("bin/evil"))
+        .status()
+        .unwrap();
     b.args(&["/bin/evil"]);
     let (code, out, err) = b.run(&unique("cve1"));
     // Depending on the kernel the interpreter either cannot be opened at all (ENOENT for the init's memfd exe) or
     // it runs the sealed copy; never the host file.
-    assert!(code == 127 || out.contains("berth runtime version"), "{code} {out} {err}");
-    assert!(std::fs::read(berth()).unwrap() == before, "host binary changed");
+    assert!(
+        code == 127 || out.contains("berth runtime version"),
+        "{code} {out} {err}"
+    );
+    assert!(
+        std::fs::read(berth()).unwrap() == before,
+        "host binary changed"
+    );
     // While the init waits on the exec fifo it runs runtime code: a process in the container cannot open its exe
     // for writing.
     b.args(&["true"]);
     let id = unique("cve2");
     let o = b.rt(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
-    let _g = Container { bundle: &b, id: id.clone() };
+    let _g = Container {
+        bundle: &b,
+        id: id.clone(),
+    };
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let (code, out, _) = b.exec(&id, &["sh", "-c", "echo pwned >> /proc/1/exe && echo wrote; echo end"]);
+    let (code, out, _) = b.exec(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "echo pwned >> /proc/1/exe && echo wrote; echo end",
+        ],
+    );
     assert_eq!(code, 0);
     assert_eq!(out.trim(), "end");
-    assert!(std::fs::read(berth()).unwrap() == before, "host binary changed");
+    assert!(
+        std::fs::read(berth()).unwrap() == before,
+        "host binary changed"
+    );
 }

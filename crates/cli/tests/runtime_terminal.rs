@@ -1,8 +1,8 @@
 //! A terminal container through `--console-socket`: the pty master arrives over SCM_RIGHTS, as with runc.
 
 mod runtime_common;
-use runtime_common::*;
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use runtime_common::*;
 use serde_json::json;
 use std::io::{IoSliceMut, Read};
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -21,9 +21,19 @@ fn console_socket_receives_pty_master() {
     let sock = b.dir.path().join("console.sock");
     let listener = UnixListener::bind(&sock).unwrap();
     let id = unique("tty");
-    let _g = Container { bundle: &b, id: id.clone() };
+    let _g = Container {
+        bundle: &b,
+        id: id.clone(),
+    };
     let mut create = b
-        .cmd(&["create", "-b", b.path().to_str().unwrap(), "--console-socket", sock.to_str().unwrap(), &id])
+        .cmd(&[
+            "create",
+            "-b",
+            b.path().to_str().unwrap(),
+            "--console-socket",
+            sock.to_str().unwrap(),
+            &id,
+        ])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -32,7 +42,13 @@ fn console_socket_receives_pty_master() {
     let mut buf = [0u8; 256];
     let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
     let mut iov = [IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty()).unwrap();
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .unwrap();
     let fd = msg
         .cmsgs()
         .unwrap()

@@ -38,7 +38,9 @@ pub(crate) fn setup(cg: &Cgroup, spec: &Spec, pid: i32) -> Result<(), CgroupAdap
 fn resources(spec: &Spec) -> Option<LinuxResources> {
     let linux = spec.linux().as_ref()?;
     let mut r = linux.resources().clone()?;
-    let Some(mut rules) = r.devices().clone() else { return Some(r) };
+    let Some(mut rules) = r.devices().clone() else {
+        return Some(r);
+    };
     let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
         let mut d = LinuxDeviceCgroup::default();
         d.set_allow(true);
@@ -53,7 +55,16 @@ fn resources(spec: &Spec) -> Option<LinuxResources> {
     }
     rules.push(rule(LinuxDeviceType::C, None, None, "m"));
     rules.push(rule(LinuxDeviceType::B, None, None, "m"));
-    for (maj, min) in [(1, Some(3)), (1, Some(5)), (1, Some(7)), (1, Some(8)), (1, Some(9)), (5, Some(0)), (5, Some(2)), (136, None)] {
+    for (maj, min) in [
+        (1, Some(3)),
+        (1, Some(5)),
+        (1, Some(7)),
+        (1, Some(8)),
+        (1, Some(9)),
+        (5, Some(0)),
+        (5, Some(2)),
+        (136, None),
+    ] {
         rules.push(rule(LinuxDeviceType::C, Some(maj), min, "rwm"));
     }
     r.set_devices(Some(rules));

@@ -39,34 +39,55 @@ pub fn create(opts: &CreateOptions) -> Result<ContainerState> {
 /// (foreground `run`, or a monitor that owns the container's stdio).
 pub fn create_with_console(opts: &CreateOptions) -> Result<(ContainerState, Option<OwnedFd>)> {
     spec::validate_id(&opts.id)?;
-    let bundle = std::path::absolute(&opts.bundle).map_err(|e| RuntimeError::io("bundle path", e))?;
+    let bundle =
+        std::path::absolute(&opts.bundle).map_err(|e| RuntimeError::io("bundle path", e))?;
     let (spec, rootfs) = spec::load_spec(&bundle)?;
     let linux = spec.linux().as_ref().expect("validated");
-    let plan = NsPlan::new(linux.namespaces().as_deref().unwrap_or_default()).map_err(|e| RuntimeError::Child(e.to_string()))?;
+    let plan = NsPlan::new(linux.namespaces().as_deref().unwrap_or_default())
+        .map_err(|e| RuntimeError::Child(e.to_string()))?;
     check_plan(&spec, &plan)?;
-    std::fs::create_dir_all(&opts.root).map_err(|e| RuntimeError::io(format!("create state root {}", opts.root.display()), e))?;
+    std::fs::create_dir_all(&opts.root)
+        .map_err(|e| RuntimeError::io(format!("create state root {}", opts.root.display()), e))?;
     let dir = opts.root.join(&opts.id);
     match std::fs::create_dir(&dir) {
         Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(RuntimeError::AlreadyExists(opts.id.clone())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(RuntimeError::AlreadyExists(opts.id.clone()))
+        }
         Err(e) => return Err(RuntimeError::io(format!("create {}", dir.display()), e)),
     }
-    let mut guard = Cleanup { dir: Some(dir.clone()), cgroup: None, pid: None };
+    let mut guard = Cleanup {
+        dir: Some(dir.clone()),
+        cgroup: None,
+        pid: None,
+    };
     let fifo = dir.join(FIFO_FILE);
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)).map_err(|e| RuntimeError::sys("create exec fifo", e))?;
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .map_err(|e| RuntimeError::sys("create exec fifo", e))?;
     // mkfifo applied our umask; the init may write it as a non-root user.
-    nix::sys::stat::fchmodat(None, &fifo, nix::sys::stat::Mode::from_bits_truncate(0o622), nix::sys::stat::FchmodatFlags::FollowSymlink)
-        .map_err(|e| RuntimeError::sys("chmod exec fifo", e))?;
+    nix::sys::stat::fchmodat(
+        None,
+        &fifo,
+        nix::sys::stat::Mode::from_bits_truncate(0o622),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .map_err(|e| RuntimeError::sys("chmod exec fifo", e))?;
     let cg = cgroup::for_spec(&spec, &opts.id)?;
     cg.create().map_err(cgroup::CgroupAdapterError::from)?;
     guard.cgroup = Some(cg.clone());
     let console = match &opts.console_socket {
         Some(p) => Some(OwnedFd::from(
-            std::os::unix::net::UnixStream::connect(p).map_err(|e| RuntimeError::io(format!("connect to console socket {}", p.display()), e))?,
+            std::os::unix::net::UnixStream::connect(p).map_err(|e| {
+                RuntimeError::io(format!("connect to console socket {}", p.display()), e)
+            })?,
         )),
         None => None,
     };
-    let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
     let mut state = ContainerState {
         id: opts.id.clone(),
         pid: 0,
@@ -84,8 +105,10 @@ pub fn create_with_console(opts: &CreateOptions) -> Result<(ContainerState, Opti
     // A pid namespace given by path is joined by us: it applies to our next child only.
     let saved_pidns = match &plan.pid_path {
         Some(p) => {
-            let own = namespaces::open_ns(Path::new("/proc/self/ns/pid_for_children")).map_err(|e| RuntimeError::Child(e.to_string()))?;
-            namespaces::join(p, Some(LinuxNamespaceType::Pid)).map_err(|e| RuntimeError::Child(e.to_string()))?;
+            let own = namespaces::open_ns(Path::new("/proc/self/ns/pid_for_children"))
+                .map_err(|e| RuntimeError::Child(e.to_string()))?;
+            namespaces::join(p, Some(LinuxNamespaceType::Pid))
+                .map_err(|e| RuntimeError::Child(e.to_string()))?;
             Some(own)
         }
         None => None,
@@ -123,11 +146,16 @@ pub fn create_with_console(opts: &CreateOptions) -> Result<(ContainerState, Opti
         parent_sock.expect(Msg::NsReady)?;
     }
     if plan.new_user {
-        write_id_maps(pid, linux.uid_mappings().as_deref().unwrap_or_default(), linux.gid_mappings().as_deref().unwrap_or_default())?;
+        write_id_maps(
+            pid,
+            linux.uid_mappings().as_deref().unwrap_or_default(),
+            linux.gid_mappings().as_deref().unwrap_or_default(),
+        )?;
     }
     cgroup::setup(&cg, &spec, pid)?;
     if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
-        std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()).map_err(|e| RuntimeError::io("write oom_score_adj", e))?;
+        std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+            .map_err(|e| RuntimeError::io("write oom_score_adj", e))?;
     }
     parent_sock.send(&Msg::Go)?;
     let mut master = None;
@@ -149,7 +177,9 @@ pub fn create_with_console(opts: &CreateOptions) -> Result<(ContainerState, Opti
         }
     }
     if terminal && opts.console_socket.is_none() && master.is_none() {
-        return Err(RuntimeError::Child("terminal requested but no pty was received".into()));
+        return Err(RuntimeError::Child(
+            "terminal requested but no pty was received".into(),
+        ));
     }
     state.save()?;
     if let Some(pf) = &opts.pid_file {
@@ -167,10 +197,17 @@ fn check_plan(spec: &Spec, plan: &NsPlan) -> Result<()> {
         return Err(invalid("a mount namespace is required"));
     }
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
-        return Err(invalid("unable to set hostname without a private UTS namespace"));
+        return Err(invalid(
+            "unable to set hostname without a private UTS namespace",
+        ));
     }
-    if plan.new_user && (linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty()) || linux.gid_mappings().as_ref().is_none_or(|m| m.is_empty())) {
-        return Err(invalid("a user namespace needs uidMappings and gidMappings"));
+    if plan.new_user
+        && (linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty())
+            || linux.gid_mappings().as_ref().is_none_or(|m| m.is_empty()))
+    {
+        return Err(invalid(
+            "a user namespace needs uidMappings and gidMappings",
+        ));
     }
     Ok(())
 }
@@ -190,15 +227,25 @@ fn run_runtime_hooks(spec: &Spec, state: &ContainerState) -> Result<()> {
 }
 
 fn write_id_maps(pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<()> {
-    let fmt = |m: &[LinuxIdMapping]| m.iter().map(|x| format!("{} {} {}\n", x.container_id(), x.host_id(), x.size())).collect::<String>();
-    std::fs::write(format!("/proc/{pid}/uid_map"), fmt(uids)).map_err(|e| RuntimeError::io("write uid_map", e))?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), fmt(gids)).map_err(|e| RuntimeError::io("write gid_map", e))?;
+    let fmt = |m: &[LinuxIdMapping]| {
+        m.iter()
+            .map(|x| format!("{} {} {}\n", x.container_id(), x.host_id(), x.size()))
+            .collect::<String>()
+    };
+    std::fs::write(format!("/proc/{pid}/uid_map"), fmt(uids))
+        .map_err(|e| RuntimeError::io("write uid_map", e))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), fmt(gids))
+        .map_err(|e| RuntimeError::io("write gid_map", e))?;
     Ok(())
 }
 
 /// Writes the pid file atomically (runc: the pid, no newline).
 pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let tmp = path.with_file_name(format!(".{}.{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let tmp = path.with_file_name(format!(
+        ".{}.{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
     std::fs::write(&tmp, pid.to_string())
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| RuntimeError::io(format!("write pid file {}", path.display()), e))

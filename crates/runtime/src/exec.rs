@@ -33,14 +33,24 @@ pub struct ExecHandle {
 /// Starts `opts.process` inside container `id`.
 pub fn exec(root: &Path, id: &str, opts: &ExecOptions) -> Result<ExecHandle> {
     crate::spec::validate_id(id)?;
-    let st = ContainerState::load(root, id)?.ok_or_else(|| RuntimeError::NotFound(id.to_string()))?;
+    let st =
+        ContainerState::load(root, id)?.ok_or_else(|| RuntimeError::NotFound(id.to_string()))?;
     let status = st.status();
     if !matches!(status, Status::Created | Status::Running) {
-        return Err(RuntimeError::BadStatus { id: id.to_string(), status, what: "cannot exec in a container that is not running" });
+        return Err(RuntimeError::BadStatus {
+            id: id.to_string(),
+            status,
+            what: "cannot exec in a container that is not running",
+        });
     }
     let pid = st.pid;
     let linux = st.config.linux().as_ref();
-    let types: Vec<LinuxNamespaceType> = linux.and_then(|l| l.namespaces().clone()).unwrap_or_default().iter().map(|n| n.typ()).collect();
+    let types: Vec<LinuxNamespaceType> = linux
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|n| n.typ())
+        .collect();
     let mut join: Vec<(LinuxNamespaceType, PathBuf)> = [
         LinuxNamespaceType::User,
         LinuxNamespaceType::Ipc,
@@ -52,7 +62,12 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOptions) -> Result<ExecHandle> {
     ]
     .into_iter()
     .filter(|t| types.contains(t) && namespaces::differs(pid, namespaces::proc_name(*t)))
-    .map(|t| (t, PathBuf::from(format!("/proc/{pid}/ns/{}", namespaces::proc_name(t)))))
+    .map(|t| {
+        (
+            t,
+            PathBuf::from(format!("/proc/{pid}/ns/{}", namespaces::proc_name(t))),
+        )
+    })
     .collect();
     // Open them all now (before the init could exit and its pid be reused).
     let fds: Vec<(LinuxNamespaceType, OwnedFd)> = join
@@ -64,13 +79,20 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOptions) -> Result<ExecHandle> {
     let seccomp = linux.and_then(|l| l.seccomp().clone());
     let console = match &opts.console_socket {
         Some(p) => Some(OwnedFd::from(
-            std::os::unix::net::UnixStream::connect(p).map_err(|e| RuntimeError::io(format!("connect to console socket {}", p.display()), e))?,
+            std::os::unix::net::UnixStream::connect(p).map_err(|e| {
+                RuntimeError::io(format!("connect to console socket {}", p.display()), e)
+            })?,
         )),
         None => None,
     };
     let saved_pidns = if namespaces::differs(pid, "pid") {
-        let own = namespaces::open_ns(Path::new("/proc/self/ns/pid_for_children")).map_err(|e| RuntimeError::Child(e.to_string()))?;
-        namespaces::join(Path::new(&format!("/proc/{pid}/ns/pid")), Some(LinuxNamespaceType::Pid)).map_err(|e| RuntimeError::Child(e.to_string()))?;
+        let own = namespaces::open_ns(Path::new("/proc/self/ns/pid_for_children"))
+            .map_err(|e| RuntimeError::Child(e.to_string()))?;
+        namespaces::join(
+            Path::new(&format!("/proc/{pid}/ns/pid")),
+            Some(LinuxNamespaceType::Pid),
+        )
+        .map_err(|e| RuntimeError::Child(e.to_string()))?;
         Some(own)
     } else {
         None
@@ -80,7 +102,15 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOptions) -> Result<ExecHandle> {
     let child_pid = unsafe { clone_fork(CloneFlags::empty()) };
     if child_pid == Ok(0) {
         drop(parent_sock);
-        let err = child(&child_sock, &fds, in_userns, &opts.process, seccomp.as_ref(), console.as_ref(), opts.preserve_fds);
+        let err = child(
+            &child_sock,
+            &fds,
+            in_userns,
+            &opts.process,
+            seccomp.as_ref(),
+            console.as_ref(),
+            opts.preserve_fds,
+        );
         let _ = child_sock.send(&Msg::Error(err));
         // SAFETY: _exit in the forked child, skipping the parent's atexit handlers.
         unsafe { libc::_exit(127) }
@@ -92,12 +122,16 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOptions) -> Result<ExecHandle> {
     drop(child_sock);
     drop(console);
     let fail = |e: RuntimeError| {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child_pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child_pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child_pid), None);
         e
     };
     if let Some(cg) = &st.cgroup {
-        cg.add_process(child_pid).map_err(|e| fail(RuntimeError::Cgroup(e.into())))?;
+        cg.add_process(child_pid)
+            .map_err(|e| fail(RuntimeError::Cgroup(e.into())))?;
     }
     parent_sock.send(&Msg::Go).map_err(|e| fail(e.into()))?;
     let mut master = None;
@@ -115,7 +149,10 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOptions) -> Result<ExecHandle> {
     if let Some(pf) = &opts.pid_file {
         crate::create::write_pid_file(pf, child_pid)?;
     }
-    Ok(ExecHandle { pid: child_pid, pty_master: master })
+    Ok(ExecHandle {
+        pid: child_pid,
+        pty_master: master,
+    })
 }
 
 fn child(
@@ -135,7 +172,10 @@ fn child(
     }
     for (t, fd) in fds {
         if let Err(e) = nix::sched::setns(fd.as_fd(), namespaces::flag(*t)) {
-            return format!("join {} namespace of the container: {e}", namespaces::proc_name(*t));
+            return format!(
+                "join {} namespace of the container: {e}",
+                namespaces::proc_name(*t)
+            );
         }
     }
     if in_userns {
@@ -143,14 +183,18 @@ fn child(
         let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
     }
     if p.terminal().unwrap_or(false) {
-        let size = p.console_size().map(|b| (b.height() as u32, b.width() as u32));
+        let size = p
+            .console_size()
+            .map(|b| (b.height() as u32, b.width() as u32));
         let master = match terminal::setup_pty(size) {
             Ok(m) => m,
             Err(e) => return e.to_string(),
         };
         let r = match console {
             Some(c) => terminal::send_console(c.as_raw_fd(), &master).map_err(|e| e.to_string()),
-            None => sock.send_with_fd(&Msg::Pty, Some(master.as_raw_fd())).map_err(|e| e.to_string()),
+            None => sock
+                .send_with_fd(&Msg::Pty, Some(master.as_raw_fd()))
+                .map_err(|e| e.to_string()),
         };
         if let Err(e) = r {
             return e;

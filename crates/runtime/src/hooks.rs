@@ -11,15 +11,31 @@ use std::process::{Command, Stdio};
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
     #[error("{kind} hook {path}: cannot start: {source}")]
-    Spawn { kind: &'static str, path: String, source: std::io::Error },
+    Spawn {
+        kind: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{kind} hook {path} failed: {status}")]
-    Failed { kind: &'static str, path: String, status: String },
+    Failed {
+        kind: &'static str,
+        path: String,
+        status: String,
+    },
     #[error("{kind} hook {path} timed out after {secs}s")]
-    Timeout { kind: &'static str, path: String, secs: i64 },
+    Timeout {
+        kind: &'static str,
+        path: String,
+        secs: i64,
+    },
 }
 
 /// Runs `hooks` in order, stopping at the first failure.
-pub(crate) fn run(kind: &'static str, hooks: &[Hook], state: &serde_json::Value) -> Result<(), HookError> {
+pub(crate) fn run(
+    kind: &'static str,
+    hooks: &[Hook],
+    state: &serde_json::Value,
+) -> Result<(), HookError> {
     let json = serde_json::to_vec(state).expect("state serializes");
     for h in hooks {
         run_one(kind, h, &json)?;
@@ -42,19 +58,30 @@ fn run_one(kind: &'static str, h: &Hook, state: &[u8]) -> Result<(), HookError> 
         }
     }
     cmd.stdin(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|source| HookError::Spawn { kind, path: path.clone(), source })?;
+    let mut child = cmd.spawn().map_err(|source| HookError::Spawn {
+        kind,
+        path: path.clone(),
+        source,
+    })?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is fine: ignore EPIPE.
         let _ = stdin.write_all(state);
     }
-    let failed = |status: String| HookError::Failed { kind, path: path.clone(), status };
+    let failed = |status: String| HookError::Failed {
+        kind,
+        path: path.clone(),
+        status,
+    };
     if let Some(secs) = h.timeout().filter(|t| *t > 0) {
         // SAFETY: pidfd_open on our own unreaped child.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
         if fd >= 0 {
             // SAFETY: fd was just returned by pidfd_open.
             let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-            let mut pfd = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&pidfd), nix::poll::PollFlags::POLLIN)];
+            let mut pfd = [nix::poll::PollFd::new(
+                std::os::fd::AsFd::as_fd(&pidfd),
+                nix::poll::PollFlags::POLLIN,
+            )];
             let ms = u16::try_from(secs.saturating_mul(1000)).unwrap_or(u16::MAX);
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs as u64);
             loop {
@@ -77,6 +104,9 @@ fn run_one(kind: &'static str, h: &Hook, state: &[u8]) -> Result<(), HookError> 
     } else if let Some(sig) = status.signal() {
         Err(failed(format!("killed by signal {sig}")))
     } else {
-        Err(failed(format!("exit status {}", status.code().unwrap_or(-1))))
+        Err(failed(format!(
+            "exit status {}",
+            status.code().unwrap_or(-1)
+        )))
     }
 }

@@ -70,7 +70,8 @@ fn setup(a: &InitArgs) -> Result<String, String> {
     }
     if plan.new_cgroup {
         // Now that the parent put us in the container's cgroup, our cgroup namespace root is that cgroup.
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(|e| format!("unshare cgroup namespace: {e}"))?;
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| format!("unshare cgroup namespace: {e}"))?;
     }
     rootfs::set_names(a.spec).map_err(|e| s(&e))?;
     let root = rootfs::prepare_root(a.spec, a.rootfs).map_err(|e| s(&e))?;
@@ -84,11 +85,16 @@ fn setup(a: &InitArgs) -> Result<String, String> {
     rootfs::setup_mounts(&ctx, a.spec).map_err(|e| s(&e))?;
     drop(root);
     // Keep a path-only handle on the fifo: after pivot_root its host path is gone.
-    let fifo = nix::fcntl::open(&a.fifo, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(|e| format!("open exec fifo: {e}"))?;
+    let fifo = nix::fcntl::open(
+        &a.fifo,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("open exec fifo: {e}"))?;
     let hooks = a.spec.hooks().as_ref();
     #[allow(deprecated)]
-    let runtime_hooks = hooks.is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some());
+    let runtime_hooks =
+        hooks.is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some());
     if runtime_hooks {
         a.sock.send(&Msg::RunHooks).map_err(|e| s(&e))?;
         a.sock.expect(Msg::HooksDone).map_err(|e| s(&e))?;
@@ -98,13 +104,22 @@ fn setup(a: &InitArgs) -> Result<String, String> {
     }
     rootfs::pivot(a.rootfs, a.no_pivot).map_err(|e| s(&e))?;
     rootfs::finish(a.spec, plan.any_user).map_err(|e| s(&e))?;
-    let proc = a.spec.process().as_ref().ok_or("config.json has no process")?;
+    let proc = a
+        .spec
+        .process()
+        .as_ref()
+        .ok_or("config.json has no process")?;
     if proc.terminal().unwrap_or(false) {
-        let size = proc.console_size().map(|b| (b.height() as u32, b.width() as u32));
+        let size = proc
+            .console_size()
+            .map(|b| (b.height() as u32, b.width() as u32));
         let master = terminal::setup_pty(size).map_err(|e| s(&e))?;
         match &a.console {
             Some(sock) => terminal::send_console(sock.as_raw_fd(), &master).map_err(|e| s(&e))?,
-            None => a.sock.send_with_fd(&Msg::Pty, Some(master.as_raw_fd())).map_err(|e| s(&e))?,
+            None => a
+                .sock
+                .send_with_fd(&Msg::Pty, Some(master.as_raw_fd()))
+                .map_err(|e| s(&e))?,
         }
     }
     let seccomp = a.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
@@ -113,7 +128,11 @@ fn setup(a: &InitArgs) -> Result<String, String> {
     // Block until `start` opens the fifo for reading.
     let fifo_path = format!("/proc/self/fd/{}", fifo);
     let w = loop {
-        match nix::fcntl::open(fifo_path.as_str(), nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()) {
+        match nix::fcntl::open(
+            fifo_path.as_str(),
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ) {
             Err(nix::Error::EINTR) => continue,
             r => break r.map_err(|e| format!("open exec fifo for writing: {e}"))?,
         }

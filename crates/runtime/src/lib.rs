@@ -19,17 +19,17 @@ mod namespaces;
 mod ops;
 mod process;
 mod rootfs;
-pub mod security;
 mod secure;
+pub mod security;
 pub mod selfexe;
 mod spec;
 mod state;
 mod sync;
 pub mod terminal;
 
+pub use create::create_with_console;
 pub use create::{create, CreateOptions};
 pub use exec::{exec, ExecHandle, ExecOptions};
-pub use create::create_with_console;
 pub use ops::{delete, kill, list, parse_signal, pause, processes, resume, start, state};
 pub use selfexe::ensure_sealed_exe;
 pub use spec::{load_spec, validate_id};
@@ -48,7 +48,11 @@ pub enum RuntimeError {
     #[error("invalid container id {0:?}: must match [A-Za-z0-9][A-Za-z0-9_.+-]* and be at most 1024 bytes")]
     InvalidId(String),
     #[error("container {id} is {status}, {what}")]
-    BadStatus { id: String, status: Status, what: &'static str },
+    BadStatus {
+        id: String,
+        status: Status,
+        what: &'static str,
+    },
     #[error(transparent)]
     Spec(#[from] spec::SpecError),
     #[error(transparent)]
@@ -64,15 +68,24 @@ pub enum RuntimeError {
     #[error("{what}: {source}")]
     Sys { what: String, source: nix::Error },
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 impl RuntimeError {
     pub(crate) fn sys(what: impl Into<String>, source: nix::Error) -> Self {
-        RuntimeError::Sys { what: what.into(), source }
+        RuntimeError::Sys {
+            what: what.into(),
+            source,
+        }
     }
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        RuntimeError::Io { what: what.into(), source }
+        RuntimeError::Io {
+            what: what.into(),
+            source,
+        }
     }
 }
 

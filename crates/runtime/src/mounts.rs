@@ -11,11 +11,19 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
     #[error("mount {what} on {dest}: {source}")]
-    Mount { what: String, dest: PathBuf, source: nix::Error },
+    Mount {
+        what: String,
+        dest: PathBuf,
+        source: nix::Error,
+    },
     #[error("cannot create mount target {dest} in the rootfs: {source}")]
     Target { dest: PathBuf, source: nix::Error },
     #[error("mount source {src} of {dest}: {source}")]
-    Source { src: PathBuf, dest: PathBuf, source: std::io::Error },
+    Source {
+        src: PathBuf,
+        dest: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Parsed mount options.
@@ -28,7 +36,11 @@ pub(crate) struct MountOpts {
 
 impl Default for MountOpts {
     fn default() -> Self {
-        MountOpts { flags: MsFlags::empty(), propagation: Vec::new(), data: Vec::new() }
+        MountOpts {
+            flags: MsFlags::empty(),
+            propagation: Vec::new(),
+            data: Vec::new(),
+        }
     }
 }
 
@@ -62,7 +74,8 @@ impl MountOpts {
                 "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
                 "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
                 "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
-                "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable" => {
+                "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
+                | "unbindable" | "runbindable" => {
                     let mut p = match opt.trim_start_matches('r') {
                         "private" => MsFlags::MS_PRIVATE,
                         "shared" => MsFlags::MS_SHARED,
@@ -113,24 +126,46 @@ pub(crate) fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<(), MountError> {
     let typ = m.typ().as_deref().unwrap_or("");
     let src = m.source().clone().unwrap_or_default();
     if typ == "bind" || opts.is_bind() {
-        let src = if src.is_absolute() { src } else { ctx.bundle.join(src) };
-        let meta = std::fs::metadata(&src)
-            .map_err(|source| MountError::Source { src: src.clone(), dest: dest.clone(), source })?;
+        let src = if src.is_absolute() {
+            src
+        } else {
+            ctx.bundle.join(src)
+        };
+        let meta = std::fs::metadata(&src).map_err(|source| MountError::Source {
+            src: src.clone(),
+            dest: dest.clone(),
+            source,
+        })?;
         return bind(ctx, &src, dest, meta.is_dir(), &opts);
     }
     if typ == "cgroup" || typ == "cgroup2" {
         return mount_cgroup(ctx, dest, &opts);
     }
-    let target = create_in_root(ctx.root_fd, dest, true).map_err(|source| MountError::Target { dest: dest.clone(), source })?;
+    let target = create_in_root(ctx.root_fd, dest, true).map_err(|source| MountError::Target {
+        dest: dest.clone(),
+        source,
+    })?;
     let data = opts.data.join(",");
     let data = (!data.is_empty()).then_some(data.as_str());
     let flags = opts.flags - MsFlags::MS_REMOUNT;
-    let r = mount(Some(&src), fd_path(&target).as_str(), Some(typ), flags, data);
+    let r = mount(
+        Some(&src),
+        fd_path(&target).as_str(),
+        Some(typ),
+        flags,
+        data,
+    );
     match r {
         // In a user namespace sysfs/mqueue may be refused (the net/ipc namespace is not ours): bind the host's.
-        Err(nix::Error::EPERM) | Err(nix::Error::EINVAL) if ctx.in_userns && (typ == "sysfs" || typ == "mqueue") => {
+        Err(nix::Error::EPERM) | Err(nix::Error::EINVAL)
+            if ctx.in_userns && (typ == "sysfs" || typ == "mqueue") =>
+        {
             drop(target);
-            let host = if typ == "sysfs" { "/sys" } else { "/dev/mqueue" };
+            let host = if typ == "sysfs" {
+                "/sys"
+            } else {
+                "/dev/mqueue"
+            };
             let mut o = opts.clone();
             o.flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
             return bind(ctx, Path::new(host), dest, true, &o);
@@ -141,11 +176,26 @@ pub(crate) fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<(), MountError> {
 }
 
 /// Bind-mounts host `src` on `dest` in the rootfs, then applies the flags with a bind remount.
-pub(crate) fn bind(ctx: &MountCtx, src: &Path, dest: &Path, dir: bool, opts: &MountOpts) -> Result<(), MountError> {
-    let target = create_in_root(ctx.root_fd, dest, dir).map_err(|source| MountError::Target { dest: dest.to_path_buf(), source })?;
+pub(crate) fn bind(
+    ctx: &MountCtx,
+    src: &Path,
+    dest: &Path,
+    dir: bool,
+    opts: &MountOpts,
+) -> Result<(), MountError> {
+    let target = create_in_root(ctx.root_fd, dest, dir).map_err(|source| MountError::Target {
+        dest: dest.to_path_buf(),
+        source,
+    })?;
     let rec = opts.flags & MsFlags::MS_REC;
-    mount(Some(src), fd_path(&target).as_str(), None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)
-        .map_err(merr(&format!("bind {}", src.display()), dest))?;
+    mount(
+        Some(src),
+        fd_path(&target).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND | rec,
+        None::<&str>,
+    )
+    .map_err(merr(&format!("bind {}", src.display()), dest))?;
     drop(target);
     let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
@@ -156,7 +206,10 @@ pub(crate) fn bind(ctx: &MountCtx, src: &Path, dest: &Path, dir: bool, opts: &Mo
 
 /// Bind-remounts the mount at `dest` with `flags`, keeping the flags the kernel locks in a user namespace.
 pub(crate) fn remount(ctx: &MountCtx, dest: &Path, flags: MsFlags) -> Result<(), MountError> {
-    let fd = open_path(ctx.root_fd, dest).map_err(|source| MountError::Target { dest: dest.to_path_buf(), source })?;
+    let fd = open_path(ctx.root_fd, dest).map_err(|source| MountError::Target {
+        dest: dest.to_path_buf(),
+        source,
+    })?;
     let p = fd_path(&fd);
     let mut flags = flags;
     if ctx.in_userns {
@@ -177,14 +230,30 @@ pub(crate) fn remount(ctx: &MountCtx, dest: &Path, flags: MsFlags) -> Result<(),
             }
         }
     }
-    mount(None::<&str>, p.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, None::<&str>)
-        .map_err(merr("remount", dest))
+    mount(
+        None::<&str>,
+        p.as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+        None::<&str>,
+    )
+    .map_err(merr("remount", dest))
 }
 
 fn propagate(ctx: &MountCtx, dest: &Path, opts: &MountOpts) -> Result<(), MountError> {
     for p in &opts.propagation {
-        let fd = open_path(ctx.root_fd, dest).map_err(|source| MountError::Target { dest: dest.to_path_buf(), source })?;
-        mount(None::<&str>, fd_path(&fd).as_str(), None::<&str>, *p, None::<&str>).map_err(merr("propagation", dest))?;
+        let fd = open_path(ctx.root_fd, dest).map_err(|source| MountError::Target {
+            dest: dest.to_path_buf(),
+            source,
+        })?;
+        mount(
+            None::<&str>,
+            fd_path(&fd).as_str(),
+            None::<&str>,
+            *p,
+            None::<&str>,
+        )
+        .map_err(merr("propagation", dest))?;
     }
     Ok(())
 }
@@ -196,34 +265,72 @@ fn mount_cgroup(ctx: &MountCtx, dest: &Path, opts: &MountOpts) -> Result<(), Mou
     let ro = opts.flags.contains(MsFlags::MS_RDONLY);
     let base = opts.flags - MsFlags::MS_RDONLY - MsFlags::MS_BIND - MsFlags::MS_REC;
     let Some(cg) = ctx.cgroup else {
-        let target = create_in_root(ctx.root_fd, dest, true).map_err(|source| MountError::Target { dest: dest.to_path_buf(), source })?;
-        return mount(Some("cgroup2"), fd_path(&target).as_str(), Some("cgroup2"), opts.flags, None::<&str>).map_err(merr("cgroup2", dest));
+        let target =
+            create_in_root(ctx.root_fd, dest, true).map_err(|source| MountError::Target {
+                dest: dest.to_path_buf(),
+                source,
+            })?;
+        return mount(
+            Some("cgroup2"),
+            fd_path(&target).as_str(),
+            Some("cgroup2"),
+            opts.flags,
+            None::<&str>,
+        )
+        .map_err(merr("cgroup2", dest));
     };
     if cg.layout == berth_cgroups::Layout::V2 {
-        let target = create_in_root(ctx.root_fd, dest, true).map_err(|source| MountError::Target { dest: dest.to_path_buf(), source })?;
+        let target =
+            create_in_root(ctx.root_fd, dest, true).map_err(|source| MountError::Target {
+                dest: dest.to_path_buf(),
+                source,
+            })?;
         if ctx.new_cgroupns
-            && mount(Some("cgroup2"), fd_path(&target).as_str(), Some("cgroup2"), opts.flags, None::<&str>).is_ok()
+            && mount(
+                Some("cgroup2"),
+                fd_path(&target).as_str(),
+                Some("cgroup2"),
+                opts.flags,
+                None::<&str>,
+            )
+            .is_ok()
         {
             return Ok(());
         }
         drop(target);
         if let Some(dir) = cg.unified_dir() {
-            let o = MountOpts { flags: opts.flags | MsFlags::MS_BIND, ..Default::default() };
+            let o = MountOpts {
+                flags: opts.flags | MsFlags::MS_BIND,
+                ..Default::default()
+            };
             return bind(ctx, dir, dest, true, &o);
         }
         return Ok(());
     }
-    let target = create_in_root(ctx.root_fd, dest, true).map_err(|source| MountError::Target { dest: dest.to_path_buf(), source })?;
-    mount(Some("tmpfs"), fd_path(&target).as_str(), Some("tmpfs"), base, Some("mode=755"))
-        .map_err(merr("tmpfs", dest))?;
+    let target = create_in_root(ctx.root_fd, dest, true).map_err(|source| MountError::Target {
+        dest: dest.to_path_buf(),
+        source,
+    })?;
+    mount(
+        Some("tmpfs"),
+        fd_path(&target).as_str(),
+        Some("tmpfs"),
+        base,
+        Some("mode=755"),
+    )
+    .map_err(merr("tmpfs", dest))?;
     drop(target);
     for h in cg.paths() {
         let sub = dest.join(h.mount_name());
-        let mut flags = MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        let mut flags =
+            MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         if ro {
             flags |= MsFlags::MS_RDONLY;
         }
-        let o = MountOpts { flags, ..Default::default() };
+        let o = MountOpts {
+            flags,
+            ..Default::default()
+        };
         if h.dir.is_dir() {
             bind(ctx, &h.dir, &sub, true, &o)?;
         }
@@ -235,9 +342,18 @@ fn mount_cgroup(ctx: &MountCtx, dest: &Path, opts: &MountOpts) -> Result<(), Mou
 }
 
 fn remount_tmpfs_ro(ctx: &MountCtx, dest: &Path, base: MsFlags) -> Result<(), MountError> {
-    let fd = open_path(ctx.root_fd, dest).map_err(|source| MountError::Target { dest: dest.to_path_buf(), source })?;
-    mount(None::<&str>, fd_path(&fd).as_str(), None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | base, Some("mode=755"))
-        .map_err(merr("remount ro", dest))
+    let fd = open_path(ctx.root_fd, dest).map_err(|source| MountError::Target {
+        dest: dest.to_path_buf(),
+        source,
+    })?;
+    mount(
+        None::<&str>,
+        fd_path(&fd).as_str(),
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | base,
+        Some("mode=755"),
+    )
+    .map_err(merr("remount ro", dest))
 }
 
 #[cfg(test)]
@@ -246,8 +362,17 @@ mod tests {
 
     #[test]
     fn parse_runc_options() {
-        let o = MountOpts::parse(&["rbind".into(), "ro".into(), "nosuid".into(), "rslave".into(), "mode=755".into(), "rw".into()]);
-        assert!(o.flags.contains(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_NOSUID));
+        let o = MountOpts::parse(&[
+            "rbind".into(),
+            "ro".into(),
+            "nosuid".into(),
+            "rslave".into(),
+            "mode=755".into(),
+            "rw".into(),
+        ]);
+        assert!(o
+            .flags
+            .contains(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_NOSUID));
         assert!(!o.flags.contains(MsFlags::MS_RDONLY));
         assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
         assert_eq!(o.data, vec!["mode=755".to_string()]);

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum NsError {
     #[error("cannot open namespace {path}: {source}")]
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot join namespace {path}: {source}")]
     Join { path: PathBuf, source: nix::Error },
     #[error("duplicate namespace type {0} in config.json")]
@@ -115,14 +118,21 @@ impl NsPlan {
 
 /// Opens a namespace file.
 pub(crate) fn open_ns(path: &Path) -> Result<OwnedFd, NsError> {
-    std::fs::File::open(path).map(OwnedFd::from).map_err(|source| NsError::Open { path: path.to_path_buf(), source })
+    std::fs::File::open(path)
+        .map(OwnedFd::from)
+        .map_err(|source| NsError::Open {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Joins the namespace at `path`.
 pub(crate) fn join(path: &Path, t: Option<LinuxNamespaceType>) -> Result<(), NsError> {
     let fd = open_ns(path)?;
-    setns(fd.as_fd(), t.map(flag).unwrap_or(CloneFlags::empty()))
-        .map_err(|source| NsError::Join { path: path.to_path_buf(), source })
+    setns(fd.as_fd(), t.map(flag).unwrap_or(CloneFlags::empty())).map_err(|source| NsError::Join {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Whether `/proc/<pid>/ns/<name>` differs from ours (joining our own user namespace is an error).

@@ -27,34 +27,55 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
             Status::Stopped => "cannot start a container that has stopped",
             _ => "cannot start an already running container",
         };
-        return Err(RuntimeError::BadStatus { id: id.to_string(), status, what });
+        return Err(RuntimeError::BadStatus {
+            id: id.to_string(),
+            status,
+            what,
+        });
     }
     let fifo = st.dir.join(FIFO_FILE);
     // Non-blocking open: a blocking one would hang forever if the init died meanwhile.
-    let fd = nix::fcntl::open(&fifo, nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(|e| RuntimeError::sys("open exec fifo", e))?;
+    let fd = nix::fcntl::open(
+        &fifo,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| RuntimeError::sys("open exec fifo", e))?;
     // SAFETY: fd was just opened and is owned here.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut buf = [0u8; 1];
     loop {
         let mut pfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut pfd, PollTimeout::from(100u16)) {
-            Ok(n) if n > 0 => match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut buf) {
-                Ok(1) => break,
-                Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {}
-                // The writer went away without writing: the init died.
-                _ if !st.init_alive() => return Err(RuntimeError::Child(format!("container {id} init exited before start"))),
-                _ => {}
-            },
+            Ok(n) if n > 0 => {
+                match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut buf) {
+                    Ok(1) => break,
+                    Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {}
+                    // The writer went away without writing: the init died.
+                    _ if !st.init_alive() => {
+                        return Err(RuntimeError::Child(format!(
+                            "container {id} init exited before start"
+                        )))
+                    }
+                    _ => {}
+                }
+            }
             Err(nix::Error::EINTR) | Ok(_) => {}
             Err(e) => return Err(RuntimeError::sys("poll exec fifo", e)),
         }
         if !st.init_alive() {
-            return Err(RuntimeError::Child(format!("container {id} init exited before start")));
+            return Err(RuntimeError::Child(format!(
+                "container {id} init exited before start"
+            )));
         }
     }
     let _ = std::fs::remove_file(&fifo);
-    if let Some(h) = st.config.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
+    if let Some(h) = st
+        .config
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststart().as_ref())
+    {
         // runc: a failing poststart hook is reported, the container keeps running.
         if let Err(e) = hooks::run("poststart", h, &st.hook_state(Status::Running)) {
             log::warn!("{e}");
@@ -70,7 +91,11 @@ pub fn parse_signal(s: &str) -> Option<i32> {
         return (1..=64).contains(&n).then_some(n);
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
     name.parse::<Signal>().ok().map(|s| s as i32)
 }
 
@@ -79,12 +104,18 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
     let st = load(root, id)?;
     if all {
         if let Some(cg) = &st.cgroup {
-            return cg.kill_all(signal).map_err(|e| RuntimeError::Cgroup(e.into()));
+            return cg
+                .kill_all(signal)
+                .map_err(|e| RuntimeError::Cgroup(e.into()));
         }
     }
     let status = st.status();
     if status == Status::Stopped {
-        return Err(RuntimeError::BadStatus { id: id.to_string(), status, what: "container not running" });
+        return Err(RuntimeError::BadStatus {
+            id: id.to_string(),
+            status,
+            what: "container not running",
+        });
     }
     signal_pid(st.pid, signal)
 }
@@ -106,7 +137,13 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Status::Stopped => {}
         Status::Created | Status::Creating => kill_and_wait(&st),
         Status::Running | Status::Paused if force => kill_and_wait(&st),
-        _ => return Err(RuntimeError::BadStatus { id: id.to_string(), status, what: "cannot delete a container that is not stopped (use --force)" }),
+        _ => {
+            return Err(RuntimeError::BadStatus {
+                id: id.to_string(),
+                status,
+                what: "cannot delete a container that is not stopped (use --force)",
+            })
+        }
     }
     destroy(&st)
 }
@@ -119,7 +156,12 @@ pub(crate) fn destroy(st: &ContainerState) -> Result<()> {
             let _ = cg.kill_all(libc::SIGKILL);
         }
     }
-    if let Some(h) = st.config.hooks().as_ref().and_then(|h| h.poststop().as_ref()) {
+    if let Some(h) = st
+        .config
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststop().as_ref())
+    {
         if let Err(e) = hooks::run("poststop", h, &st.hook_state(Status::Stopped)) {
             log::warn!("{e}");
             eprintln!("berth runtime: warning: {e}");
@@ -128,7 +170,8 @@ pub(crate) fn destroy(st: &ContainerState) -> Result<()> {
     if let Some(cg) = &st.cgroup {
         cg.destroy().map_err(|e| RuntimeError::Cgroup(e.into()))?;
     }
-    std::fs::remove_dir_all(&st.dir).map_err(|e| RuntimeError::io(format!("remove {}", st.dir.display()), e))
+    std::fs::remove_dir_all(&st.dir)
+        .map_err(|e| RuntimeError::io(format!("remove {}", st.dir.display()), e))
 }
 
 /// SIGKILLs the init (thawing a frozen cgroup first) and waits until it is gone.
@@ -159,7 +202,10 @@ fn kill_and_wait(st: &ContainerState) {
         }
     }
     // If we are the parent (monitor, run), reap it.
-    let _ = nix::sys::wait::waitpid(Pid::from_raw(st.pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+    let _ = nix::sys::wait::waitpid(
+        Pid::from_raw(st.pid),
+        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+    );
 }
 
 /// All containers under `root`, sorted by id.
@@ -185,7 +231,11 @@ pub fn processes(root: &Path, id: &str) -> Result<Vec<i32>> {
     let st = load(root, id)?;
     match &st.cgroup {
         Some(cg) => cg.pids().map_err(|e| RuntimeError::Cgroup(e.into())),
-        None => Ok(if st.init_alive() { vec![st.pid] } else { vec![] }),
+        None => Ok(if st.init_alive() {
+            vec![st.pid]
+        } else {
+            vec![]
+        }),
     }
 }
 
@@ -194,9 +244,16 @@ pub fn pause(root: &Path, id: &str) -> Result<()> {
     let st = load(root, id)?;
     let status = st.status();
     if status != Status::Running {
-        return Err(RuntimeError::BadStatus { id: id.to_string(), status, what: "container not running" });
+        return Err(RuntimeError::BadStatus {
+            id: id.to_string(),
+            status,
+            what: "container not running",
+        });
     }
-    let cg = st.cgroup.as_ref().ok_or_else(|| RuntimeError::Child("container has no cgroup".into()))?;
+    let cg = st
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| RuntimeError::Child("container has no cgroup".into()))?;
     cg.freeze().map_err(|e| RuntimeError::Cgroup(e.into()))
 }
 
@@ -205,9 +262,16 @@ pub fn resume(root: &Path, id: &str) -> Result<()> {
     let st = load(root, id)?;
     let status = st.status();
     if status != Status::Paused {
-        return Err(RuntimeError::BadStatus { id: id.to_string(), status, what: "container not paused" });
+        return Err(RuntimeError::BadStatus {
+            id: id.to_string(),
+            status,
+            what: "container not paused",
+        });
     }
-    let cg = st.cgroup.as_ref().ok_or_else(|| RuntimeError::Child("container has no cgroup".into()))?;
+    let cg = st
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| RuntimeError::Child("container has no cgroup".into()))?;
     cg.thaw().map_err(|e| RuntimeError::Cgroup(e.into()))
 }
 

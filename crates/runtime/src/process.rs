@@ -45,7 +45,11 @@ pub(crate) fn reset_signals() {
 }
 
 /// Applies the process settings in runc's order and returns the prepared `execve` arguments.
-pub(crate) fn apply(p: &Process, seccomp: Option<&LinuxSeccomp>, preserve_fds: u32) -> Result<Prepared, ProcessError> {
+pub(crate) fn apply(
+    p: &Process,
+    seccomp: Option<&LinuxSeccomp>,
+    preserve_fds: u32,
+) -> Result<Prepared, ProcessError> {
     if let Some(rl) = p.rlimits() {
         security::rlimits::apply(rl)?;
     }
@@ -71,7 +75,10 @@ pub(crate) fn apply(p: &Process, seccomp: Option<&LinuxSeccomp>, preserve_fds: u
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     }
     // After pivot_root / setns(mnt): a cwd that is a leaked host fd path cannot resolve (CVE-2024-21626).
-    nix::unistd::chdir(p.cwd()).map_err(sys(format!("chdir to cwd {:?} set in config.json", p.cwd())))?;
+    nix::unistd::chdir(p.cwd()).map_err(sys(format!(
+        "chdir to cwd {:?} set in config.json",
+        p.cwd()
+    )))?;
     let prepared = prepare_exec(p)?;
     close_fds(preserve_fds)?;
     if nnp {
@@ -94,7 +101,14 @@ fn switch_user(p: &Process) -> Result<(), ProcessError> {
 pub(crate) fn close_fds(preserve_fds: u32) -> Result<(), ProcessError> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: close_range only changes fd flags of this process.
-    let r = unsafe { libc::syscall(libc::SYS_close_range, 3 + preserve_fds, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 + preserve_fds,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if r != 0 {
         return Err(sys("close_range")(nix::Error::last()));
     }
@@ -113,7 +127,10 @@ pub(crate) fn prepare_exec(p: &Process) -> Result<Prepared, ProcessError> {
     let path = if argv0.contains('/') {
         PathBuf::from(&argv0)
     } else {
-        let path_var = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        let path_var = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
         path_var
             .split(':')
             .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(&argv0))

@@ -16,8 +16,14 @@ pub enum RootfsError {
     #[error(transparent)]
     Mount(#[from] MountError),
     #[error("{what} {path}: {source}")]
-    Sys { what: &'static str, path: PathBuf, source: nix::Error },
-    #[error("/dev/null is not the null device (major 1, minor 3): refusing to use it to mask paths")]
+    Sys {
+        what: &'static str,
+        path: PathBuf,
+        source: nix::Error,
+    },
+    #[error(
+        "/dev/null is not the null device (major 1, minor 3): refusing to use it to mask paths"
+    )]
     BadNull,
 }
 
@@ -27,28 +33,57 @@ fn sys(what: &'static str, path: &Path) -> impl FnOnce(nix::Error) -> RootfsErro
 }
 
 /// The devices every container gets (runc's list).
-const DEFAULT_DEVICES: [(&str, u64, u64); 6] =
-    [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)];
+const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
 
 /// Makes the host's mounts invisible to propagation and binds the rootfs onto itself (pivot_root needs a mount
 /// point). Returns an fd of the rootfs mount for in-root resolution.
 pub(crate) fn prepare_root(spec: &Spec, rootfs: &Path) -> Result<OwnedFd, RootfsError> {
-    let prop = spec.linux().as_ref().and_then(|l| l.rootfs_propagation().clone());
+    let prop = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().clone());
     let flags = match prop.as_deref() {
-        Some(p) => MountOpts::parse(&[p.to_string()]).propagation.first().copied().unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC),
+        Some(p) => MountOpts::parse(&[p.to_string()])
+            .propagation
+            .first()
+            .copied()
+            .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC),
         None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
     };
     // Never let our mounts propagate back to the host, whatever the rootfs propagation says for later.
-    let first = if flags.contains(MsFlags::MS_SHARED) { MsFlags::MS_SLAVE | MsFlags::MS_REC } else { flags };
-    mount(None::<&str>, "/", None::<&str>, first, None::<&str>).map_err(sys("make / private", Path::new("/")))?;
-    mount(Some(rootfs), rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(sys("bind rootfs", rootfs))?;
+    let first = if flags.contains(MsFlags::MS_SHARED) {
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else {
+        flags
+    };
+    mount(None::<&str>, "/", None::<&str>, first, None::<&str>)
+        .map_err(sys("make / private", Path::new("/")))?;
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys("bind rootfs", rootfs))?;
     if flags.contains(MsFlags::MS_SHARED) {
-        mount(None::<&str>, rootfs, None::<&str>, flags, None::<&str>).map_err(sys("rootfs propagation", rootfs))?;
+        mount(None::<&str>, rootfs, None::<&str>, flags, None::<&str>)
+            .map_err(sys("rootfs propagation", rootfs))?;
     }
     std::fs::File::open(rootfs)
         .map(OwnedFd::from)
-        .map_err(|e| RootfsError::Sys { what: "open rootfs", path: rootfs.to_path_buf(), source: io_errno(&e) })
+        .map_err(|e| RootfsError::Sys {
+            what: "open rootfs",
+            path: rootfs.to_path_buf(),
+            source: io_errno(&e),
+        })
 }
 
 pub(crate) fn io_errno(e: &std::io::Error) -> nix::Error {
@@ -74,7 +109,12 @@ pub(crate) fn setup_mounts(ctx: &MountCtx, spec: &Spec) -> Result<(), RootfsErro
             d
         })
         .collect();
-    for d in spec.linux().as_ref().and_then(|l| l.devices().clone()).unwrap_or_default() {
+    for d in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().clone())
+        .unwrap_or_default()
+    {
         devices.retain(|x| x.path() != d.path());
         devices.push(d);
     }
@@ -82,23 +122,44 @@ pub(crate) fn setup_mounts(ctx: &MountCtx, spec: &Spec) -> Result<(), RootfsErro
         create_device(ctx, d)?;
     }
     let root = ctx.root_fd;
-    let dev = create_in_root(root, Path::new("/dev"), true).map_err(sys("create", Path::new("/dev")))?;
-    let dev = open_in_root(root, Path::new("/dev"), libc::O_DIRECTORY | libc::O_RDONLY, 0).unwrap_or(dev);
-    let mut links = vec![("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"), ("pts/ptmx", "ptmx")];
+    let dev =
+        create_in_root(root, Path::new("/dev"), true).map_err(sys("create", Path::new("/dev")))?;
+    let dev = open_in_root(
+        root,
+        Path::new("/dev"),
+        libc::O_DIRECTORY | libc::O_RDONLY,
+        0,
+    )
+    .unwrap_or(dev);
+    let mut links = vec![
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+        ("pts/ptmx", "ptmx"),
+    ];
     if Path::new("/proc/kcore").exists() {
         links.push(("/proc/kcore", "core"));
     }
     for (target, name) in links {
         if name == "ptmx" {
             // A bind-mounted or mknod'ed ptmx from the spec wins; otherwise replace a stale one.
-            let _ = nix::unistd::unlinkat(Some(dev.as_raw_fd()), name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+            let _ = nix::unistd::unlinkat(
+                Some(dev.as_raw_fd()),
+                name,
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
         }
         match nix::unistd::symlinkat(target, Some(dev.as_raw_fd()), name) {
             Ok(()) | Err(nix::Error::EEXIST) => {}
             Err(e) => return Err(sys("symlink", &Path::new("/dev").join(name))(e)),
         }
     }
-    match nix::sys::stat::mkdirat(Some(dev.as_raw_fd()), "shm", Mode::from_bits_truncate(0o1777)) {
+    match nix::sys::stat::mkdirat(
+        Some(dev.as_raw_fd()),
+        "shm",
+        Mode::from_bits_truncate(0o1777),
+    ) {
         Ok(()) | Err(nix::Error::EEXIST) => {}
         Err(e) => return Err(sys("mkdir", Path::new("/dev/shm"))(e)),
     }
@@ -113,12 +174,16 @@ fn create_device(ctx: &MountCtx, d: &LinuxDevice) -> Result<(), RootfsError> {
         if !host.exists() {
             return Ok(());
         }
-        let o = MountOpts { flags: MsFlags::MS_BIND, ..Default::default() };
+        let o = MountOpts {
+            flags: MsFlags::MS_BIND,
+            ..Default::default()
+        };
         return bind(ctx, &host, path, false, &o).map_err(RootfsError::from);
     }
     let parent = path.parent().unwrap_or(Path::new("/"));
     create_in_root(ctx.root_fd, parent, true).map_err(sys("create", parent))?;
-    let dir = open_in_root(ctx.root_fd, parent, libc::O_DIRECTORY | libc::O_RDONLY, 0).map_err(sys("open", parent))?;
+    let dir = open_in_root(ctx.root_fd, parent, libc::O_DIRECTORY | libc::O_RDONLY, 0)
+        .map_err(sys("open", parent))?;
     let name = path.file_name().unwrap_or_default();
     let kind = match d.typ() {
         LinuxDeviceType::B => SFlag::S_IFBLK,
@@ -127,14 +192,29 @@ fn create_device(ctx: &MountCtx, d: &LinuxDevice) -> Result<(), RootfsError> {
     };
     let mode = Mode::from_bits_truncate(d.file_mode().unwrap_or(0o666));
     let dev = nix::sys::stat::makedev(d.major() as u64, d.minor() as u64);
-    let _ = nix::unistd::unlinkat(Some(dir.as_raw_fd()), name, nix::unistd::UnlinkatFlags::NoRemoveDir);
-    nix::sys::stat::mknodat(Some(dir.as_raw_fd()), name, kind, mode, dev).map_err(sys("mknod", path))?;
+    let _ = nix::unistd::unlinkat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
+    nix::sys::stat::mknodat(Some(dir.as_raw_fd()), name, kind, mode, dev)
+        .map_err(sys("mknod", path))?;
     let fd = open_path(ctx.root_fd, path).map_err(sys("open", path))?;
     // mknod applied the umask; set the exact mode and owner (through the O_PATH fd's magic link).
     let p = fd_path(&fd);
-    nix::sys::stat::fchmodat(None, p.as_str(), mode, nix::sys::stat::FchmodatFlags::FollowSymlink).map_err(sys("chmod", path))?;
-    nix::unistd::chown(p.as_str(), d.uid().map(nix::unistd::Uid::from_raw), d.gid().map(nix::unistd::Gid::from_raw))
-        .map_err(sys("chown", path))?;
+    nix::sys::stat::fchmodat(
+        None,
+        p.as_str(),
+        mode,
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .map_err(sys("chmod", path))?;
+    nix::unistd::chown(
+        p.as_str(),
+        d.uid().map(nix::unistd::Uid::from_raw),
+        d.gid().map(nix::unistd::Gid::from_raw),
+    )
+    .map_err(sys("chown", path))?;
     Ok(())
 }
 
@@ -143,13 +223,26 @@ fn create_device(ctx: &MountCtx, d: &LinuxDevice) -> Result<(), RootfsError> {
 pub(crate) fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
     nix::unistd::chdir(rootfs).map_err(sys("chdir", rootfs))?;
     if no_pivot {
-        mount(Some(rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(sys("move rootfs", rootfs))?;
+        mount(
+            Some(rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(sys("move rootfs", rootfs))?;
         nix::unistd::chroot(".").map_err(sys("chroot", rootfs))?;
     } else {
         nix::unistd::pivot_root(".", ".").map_err(sys("pivot_root", rootfs))?;
         // The old root is now mounted over "."; make sure unmounting it cannot propagate to the host.
-        mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-            .map_err(sys("make old root slave", Path::new("/")))?;
+        mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(sys("make old root slave", Path::new("/")))?;
         umount2(".", MntFlags::MNT_DETACH).map_err(sys("unmount old root", Path::new("/")))?;
     }
     nix::unistd::chdir("/").map_err(sys("chdir", Path::new("/")))
@@ -157,29 +250,57 @@ pub(crate) fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
 
 /// After pivot: read-only root, masked paths, read-only paths, sysctls.
 pub(crate) fn finish(spec: &Spec, in_userns: bool) -> Result<(), RootfsError> {
-    let root = std::fs::File::open("/").map_err(|e| RootfsError::Sys { what: "open", path: "/".into(), source: io_errno(&e) })?;
-    let ctx = MountCtx { root_fd: root.as_raw_fd(), bundle: Path::new("/"), in_userns, new_cgroupns: false, cgroup: None };
+    let root = std::fs::File::open("/").map_err(|e| RootfsError::Sys {
+        what: "open",
+        path: "/".into(),
+        source: io_errno(&e),
+    })?;
+    let ctx = MountCtx {
+        root_fd: root.as_raw_fd(),
+        bundle: Path::new("/"),
+        in_userns,
+        new_cgroupns: false,
+        cgroup: None,
+    };
     let linux = spec.linux().as_ref();
-    for p in linux.and_then(|l| l.readonly_paths().clone()).unwrap_or_default() {
+    for p in linux
+        .and_then(|l| l.readonly_paths().clone())
+        .unwrap_or_default()
+    {
         readonly_path(&ctx, Path::new(&p))?;
     }
-    let masked = linux.and_then(|l| l.masked_paths().clone()).unwrap_or_default();
+    let masked = linux
+        .and_then(|l| l.masked_paths().clone())
+        .unwrap_or_default();
     if !masked.is_empty() {
-        let null = open_path(ctx.root_fd, Path::new("/dev/null")).map_err(sys("open", Path::new("/dev/null")))?;
-        let st = nix::sys::stat::fstat(null.as_raw_fd()).map_err(sys("stat", Path::new("/dev/null")))?;
-        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR || st.st_rdev != nix::sys::stat::makedev(1, 3) {
+        let null = open_path(ctx.root_fd, Path::new("/dev/null"))
+            .map_err(sys("open", Path::new("/dev/null")))?;
+        let st =
+            nix::sys::stat::fstat(null.as_raw_fd()).map_err(sys("stat", Path::new("/dev/null")))?;
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR
+            || st.st_rdev != nix::sys::stat::makedev(1, 3)
+        {
             return Err(RootfsError::BadNull);
         }
         for p in masked {
             mask_path(&ctx, &null, Path::new(&p))?;
         }
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         remount(&ctx, Path::new("/"), MsFlags::MS_RDONLY)?;
     }
     for (k, v) in linux.and_then(|l| l.sysctl().clone()).unwrap_or_default() {
         let path = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
-        std::fs::write(&path, v.as_bytes()).map_err(|e| RootfsError::Sys { what: "write sysctl", path, source: io_errno(&e) })?;
+        std::fs::write(&path, v.as_bytes()).map_err(|e| RootfsError::Sys {
+            what: "write sysctl",
+            path,
+            source: io_errno(&e),
+        })?;
     }
     Ok(())
 }
@@ -191,10 +312,20 @@ fn readonly_path(ctx: &MountCtx, p: &Path) -> Result<(), RootfsError> {
         Err(e) => return Err(sys("open", p)(e)),
     };
     let fp = fd_path(&fd);
-    mount(Some(fp.as_str()), fp.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(sys("bind read-only path", p))?;
+    mount(
+        Some(fp.as_str()),
+        fp.as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys("bind read-only path", p))?;
     drop(fd);
-    remount(ctx, p, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)?;
+    remount(
+        ctx,
+        p,
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+    )?;
     Ok(())
 }
 
@@ -207,9 +338,23 @@ fn mask_path(ctx: &MountCtx, null: &OwnedFd, p: &Path) -> Result<(), RootfsError
     let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(sys("stat", p))?;
     let target = fd_path(&fd);
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
-        mount(Some("tmpfs"), target.as_str(), Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>).map_err(sys("mask", p))
+        mount(
+            Some("tmpfs"),
+            target.as_str(),
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(sys("mask", p))
     } else {
-        mount(Some(fd_path(null).as_str()), target.as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(sys("mask", p))
+        mount(
+            Some(fd_path(null).as_str()),
+            target.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(sys("mask", p))
     }
 }
 

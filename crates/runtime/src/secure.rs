@@ -12,19 +12,38 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
 
 /// `openat2` below `root` with the given open flags (O_CLOEXEC always added).
-pub(crate) fn open_in_root(root: RawFd, path: &Path, flags: libc::c_int, mode: u32) -> nix::Result<OwnedFd> {
+pub(crate) fn open_in_root(
+    root: RawFd,
+    path: &Path,
+    flags: libc::c_int,
+    mode: u32,
+) -> nix::Result<OwnedFd> {
     let rel = path.strip_prefix("/").unwrap_or(path);
-    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
     let c = CString::new(rel.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
     // SAFETY: open_how is a plain C struct; zeroed is a valid value before we set fields.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.mode = if flags & libc::O_CREAT != 0 { u64::from(mode) } else { 0 };
+    how.mode = if flags & libc::O_CREAT != 0 {
+        u64::from(mode)
+    } else {
+        0
+    };
     how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
     loop {
         // SAFETY: valid dirfd, NUL-terminated path and a correctly sized open_how.
         let r = unsafe {
-            libc::syscall(libc::SYS_openat2, root, c.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>())
+            libc::syscall(
+                libc::SYS_openat2,
+                root,
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
         };
         if r >= 0 {
             // SAFETY: the kernel returned a new fd that we now own.
@@ -46,7 +65,10 @@ pub(crate) fn open_path(root: RawFd, path: &Path) -> nix::Result<OwnedFd> {
 /// Creates `path` inside `root` (parents as directories; the last component a directory or an empty file),
 /// and returns an O_PATH fd to it. Existing entries are reused.
 pub(crate) fn create_in_root(root: RawFd, path: &Path, dir: bool) -> nix::Result<OwnedFd> {
-    let comps: Vec<_> = path.components().filter(|c| matches!(c, Component::Normal(_))).collect();
+    let comps: Vec<_> = path
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
     let mut cur = open_in_root(root, Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)?;
     let mut sofar = std::path::PathBuf::from("/");
     for (i, comp) in comps.iter().enumerate() {
@@ -63,16 +85,34 @@ pub(crate) fn create_in_root(root: RawFd, path: &Path, dir: bool) -> nix::Result
         // `cur` is a directory resolved inside the root; create the entry relative to it (never following a
         // symlink planted as the last component: mkdirat/openat with O_EXCL do not follow).
         let name = CString::new(comp.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-        let dirfd = open_in_root(root, sofar.parent().unwrap_or(Path::new("/")), libc::O_DIRECTORY | libc::O_RDONLY, 0)?;
+        let dirfd = open_in_root(
+            root,
+            sofar.parent().unwrap_or(Path::new("/")),
+            libc::O_DIRECTORY | libc::O_RDONLY,
+            0,
+        )?;
         if !last || dir {
-            match nix::sys::stat::mkdirat(Some(dirfd.as_raw_fd()), name.as_c_str(), Mode::from_bits_truncate(0o755)) {
+            match nix::sys::stat::mkdirat(
+                Some(dirfd.as_raw_fd()),
+                name.as_c_str(),
+                Mode::from_bits_truncate(0o755),
+            ) {
                 Ok(()) | Err(Errno::EEXIST) => {}
                 Err(e) => return Err(e),
             }
         } else {
             // SAFETY: openat with a valid dirfd and NUL-terminated name; the fd is closed right away.
             let fd = unsafe {
-                libc::openat(dirfd.as_raw_fd(), name.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW, 0o644)
+                libc::openat(
+                    dirfd.as_raw_fd(),
+                    name.as_ptr(),
+                    libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_WRONLY
+                        | libc::O_CLOEXEC
+                        | libc::O_NOFOLLOW,
+                    0o644,
+                )
             };
             if fd >= 0 {
                 // SAFETY: fd was just returned by openat.

@@ -10,13 +10,17 @@ use std::os::unix::ffi::OsStrExt;
 
 /// Set in the environment of the re-executed process so the copy happens once.
 const MARK: &str = "_BERTH_SEALED_EXE";
-const SEALS: libc::c_int = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+const SEALS: libc::c_int =
+    libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
 
 /// Errors of the memfd re-exec.
 #[derive(Debug, thiserror::Error)]
 pub enum SelfExeError {
     #[error("cannot {what} (protecting the runtime binary, CVE-2019-5736): {source}")]
-    Io { what: &'static str, source: std::io::Error },
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
 }
 
 fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> SelfExeError {
@@ -53,8 +57,16 @@ pub fn ensure_sealed_exe() -> Result<(), SelfExeError> {
         })
         .collect();
     env.push(CString::new(format!("{MARK}=1")).expect("no NUL"));
-    let argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
-    let envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
+    let argv: Vec<*const libc::c_char> = args
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let envp: Vec<*const libc::c_char> = env
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
     // SAFETY: argv/envp are NULL-terminated arrays of valid C strings that outlive the call; on success the
     // call does not return.
     unsafe {
@@ -67,7 +79,9 @@ pub fn ensure_sealed_exe() -> Result<(), SelfExeError> {
             libc::AT_EMPTY_PATH,
         )
     };
-    Err(io("execute the sealed copy")(std::io::Error::last_os_error()))
+    Err(io("execute the sealed copy")(
+        std::io::Error::last_os_error(),
+    ))
 }
 
 fn cstr(s: OsString) -> CString {
@@ -78,7 +92,12 @@ fn cstr(s: OsString) -> CString {
 /// Copies `exe` into a new memfd and seals it against any change.
 fn seal_copy(exe: &File) -> Result<OwnedFd, SelfExeError> {
     // SAFETY: memfd_create with a static name; the returned fd is owned below.
-    let fd = unsafe { libc::memfd_create(c"berth".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    let fd = unsafe {
+        libc::memfd_create(
+            c"berth".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
     if fd < 0 {
         return Err(io("create a memfd")(std::io::Error::last_os_error()));
     }
@@ -89,10 +108,17 @@ fn seal_copy(exe: &File) -> Result<OwnedFd, SelfExeError> {
     while left > 0 {
         // SAFETY: both fds are valid; null offsets use and advance the file positions.
         let n = unsafe {
-            libc::sendfile(memfd.as_raw_fd(), exe.as_raw_fd(), std::ptr::null_mut(), left)
+            libc::sendfile(
+                memfd.as_raw_fd(),
+                exe.as_raw_fd(),
+                std::ptr::null_mut(),
+                left,
+            )
         };
         if n < 0 {
-            return Err(io("copy the binary into a memfd")(std::io::Error::last_os_error()));
+            return Err(io("copy the binary into a memfd")(
+                std::io::Error::last_os_error(),
+            ));
         }
         if n == 0 {
             break;

@@ -7,9 +7,15 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid {path}: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("invalid {path}: {what}")]
     Invalid { path: PathBuf, what: String },
     #[error("rootfs {0} does not exist or is not a directory")]
@@ -23,7 +29,9 @@ pub fn validate_id(id: &str) -> Result<(), crate::RuntimeError> {
         && id != "."
         && id != ".."
         && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_.+-".contains(c));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.+-".contains(c));
     if ok {
         Ok(())
     } else {
@@ -35,14 +43,29 @@ pub fn validate_id(id: &str) -> Result<(), crate::RuntimeError> {
 /// rootfs directory. Returns the spec and the absolute rootfs path.
 pub fn load_spec(bundle: &Path) -> Result<(Spec, PathBuf), SpecError> {
     let path = bundle.join("config.json");
-    let data = std::fs::read(&path).map_err(|source| SpecError::Read { path: path.clone(), source })?;
-    let spec: Spec = serde_json::from_slice(&data).map_err(|source| SpecError::Parse { path: path.clone(), source })?;
-    let invalid = |what: &str| SpecError::Invalid { path: path.clone(), what: what.to_string() };
-    let root = spec.root().as_ref().ok_or_else(|| invalid("missing \"root\""))?;
+    let data = std::fs::read(&path).map_err(|source| SpecError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let spec: Spec = serde_json::from_slice(&data).map_err(|source| SpecError::Parse {
+        path: path.clone(),
+        source,
+    })?;
+    let invalid = |what: &str| SpecError::Invalid {
+        path: path.clone(),
+        what: what.to_string(),
+    };
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid("missing \"root\""))?;
     if root.path().as_os_str().is_empty() {
         return Err(invalid("empty \"root.path\""));
     }
-    let process = spec.process().as_ref().ok_or_else(|| invalid("missing \"process\""))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid("missing \"process\""))?;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(invalid("\"process.args\" must not be empty"));
     }
@@ -54,14 +77,23 @@ pub fn load_spec(bundle: &Path) -> Result<(Spec, PathBuf), SpecError> {
     }
     for m in spec.mounts().iter().flatten() {
         if !m.destination().is_absolute() {
-            return Err(invalid(&format!("mount destination {:?} is not absolute", m.destination())));
+            return Err(invalid(&format!(
+                "mount destination {:?} is not absolute",
+                m.destination()
+            )));
         }
     }
-    let rootfs = if root.path().is_absolute() { root.path().clone() } else { bundle.join(root.path()) };
+    let rootfs = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        bundle.join(root.path())
+    };
     if !rootfs.is_dir() {
         return Err(SpecError::MissingRootfs(rootfs));
     }
-    let rootfs = rootfs.canonicalize().map_err(|_| SpecError::MissingRootfs(rootfs.clone()))?;
+    let rootfs = rootfs
+        .canonicalize()
+        .map_err(|_| SpecError::MissingRootfs(rootfs.clone()))?;
     Ok((spec, rootfs))
 }
 
@@ -83,9 +115,16 @@ mod tests {
         let err = load_spec(dir.path()).unwrap_err().to_string();
         assert!(err.contains("config.json"), "{err}");
         std::fs::write(dir.path().join("config.json"), "{nope").unwrap();
-        assert!(load_spec(dir.path()).unwrap_err().to_string().starts_with("invalid "));
+        assert!(load_spec(dir.path())
+            .unwrap_err()
+            .to_string()
+            .starts_with("invalid "));
         let spec = Spec::default();
-        std::fs::write(dir.path().join("config.json"), serde_json::to_vec(&spec).unwrap()).unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            serde_json::to_vec(&spec).unwrap(),
+        )
+        .unwrap();
         let err = load_spec(dir.path()).unwrap_err().to_string();
         assert!(err.contains("rootfs"), "{err}");
     }

@@ -19,11 +19,20 @@ pub(crate) const FIFO_FILE: &str = "exec.fifo";
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("corrupt state file {path}: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 /// A container's lifecycle status (OCI runtime-spec "status").
@@ -93,8 +102,13 @@ impl ContainerState {
     /// Writes `state.json` atomically (temp file + rename), so readers never see a partial file.
     pub(crate) fn save(&self) -> Result<(), StateError> {
         let path = self.dir.join(STATE_FILE);
-        let tmp = self.dir.join(format!(".{STATE_FILE}.{}", std::process::id()));
-        let err = |source| StateError::Write { path: path.clone(), source };
+        let tmp = self
+            .dir
+            .join(format!(".{STATE_FILE}.{}", std::process::id()));
+        let err = |source| StateError::Write {
+            path: path.clone(),
+            source,
+        };
         let data = serde_json::to_vec(self).expect("state serializes");
         let mut f = std::fs::File::create(&tmp).map_err(err)?;
         f.write_all(&data).map_err(err)?;
@@ -120,13 +134,18 @@ impl ContainerState {
 
     /// Whether the init recorded at create time still runs (not a zombie, not a reused pid).
     pub fn init_alive(&self) -> bool {
-        self.pid > 0 && matches!(proc_stat(self.pid), Some((st, state)) if st == self.start_time && state != 'Z' && state != 'X')
+        self.pid > 0
+            && matches!(proc_stat(self.pid), Some((st, state)) if st == self.start_time && state != 'Z' && state != 'X')
     }
 
     /// The OCI state document (`runc state` output: the spec's fields plus rootfs, created, owner).
     pub fn oci_state(&self) -> serde_json::Value {
         let status = self.status();
-        let pid = if status == Status::Stopped { 0 } else { self.pid };
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.pid
+        };
         serde_json::json!({
             "ociVersion": crate::OCI_VERSION,
             "id": self.id,
@@ -176,7 +195,9 @@ fn owner_name(uid: u32) -> String {
 
 /// Now as RFC 3339 UTC with nanoseconds, like Go's `time.RFC3339Nano`.
 pub fn now_rfc3339() -> String {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (days, sod) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     // Howard Hinnant's civil_from_days.

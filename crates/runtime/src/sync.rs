@@ -1,7 +1,10 @@
 //! The parent/child sync protocol over a `SOCK_SEQPACKET` socketpair: one message per packet, so no framing.
 //! Used between `create` and the container's init, and between `exec` and the exec'd process.
 
-use nix::sys::socket::{recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
 use serde::{Deserialize, Serialize};
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -42,7 +45,12 @@ pub(crate) struct SyncSocket(pub(crate) OwnedFd);
 
 /// A connected pair (parent end, child end), both close-on-exec.
 pub(crate) fn pair() -> Result<(SyncSocket, SyncSocket), SyncError> {
-    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
     Ok((SyncSocket(a), SyncSocket(b)))
 }
 
@@ -56,7 +64,13 @@ impl SyncSocket {
         let fds = fd.map(|f| [f]);
         let cmsgs: Vec<ControlMessage> = fds.iter().map(|f| ControlMessage::ScmRights(f)).collect();
         loop {
-            match sendmsg::<()>(self.0.as_raw_fd(), &[IoSlice::new(&data)], &cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            match sendmsg::<()>(
+                self.0.as_raw_fd(),
+                &[IoSlice::new(&data)],
+                &cmsgs,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
                 Err(nix::Error::EINTR) => continue,
                 Err(nix::Error::EPIPE) | Err(nix::Error::ECONNRESET) => return Err(SyncError::Eof),
                 r => return r.map(|_| ()).map_err(SyncError::from),
@@ -70,7 +84,12 @@ impl SyncSocket {
         let mut cmsg = nix::cmsg_space!([RawFd; 1]);
         loop {
             let mut iov = [IoSliceMut::new(&mut buf)];
-            let r = recvmsg::<()>(self.0.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC);
+            let r = recvmsg::<()>(
+                self.0.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            );
             let r = match r {
                 Err(nix::Error::EINTR) => continue,
                 Err(nix::Error::ECONNRESET) => return Err(SyncError::Eof),
@@ -90,8 +109,9 @@ impl SyncSocket {
             if n == 0 {
                 return Err(SyncError::Eof);
             }
-            let msg = serde_json::from_slice(&buf[..n])
-                .map_err(|_| SyncError::Unexpected(String::from_utf8_lossy(&buf[..n]).into_owned()))?;
+            let msg = serde_json::from_slice(&buf[..n]).map_err(|_| {
+                SyncError::Unexpected(String::from_utf8_lossy(&buf[..n]).into_owned())
+            })?;
             return Ok((msg, fd));
         }
     }

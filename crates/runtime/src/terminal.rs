@@ -18,7 +18,10 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawF
 #[derive(Debug, thiserror::Error)]
 pub enum TerminalError {
     #[error("{what}: {source}")]
-    Sys { what: &'static str, source: nix::Error },
+    Sys {
+        what: &'static str,
+        source: nix::Error,
+    },
 }
 
 fn sys(what: &'static str) -> impl FnOnce(nix::Error) -> TerminalError {
@@ -31,20 +34,29 @@ nix::ioctl_read_bad!(get_winsize, libc::TIOCGWINSZ, Winsize);
 /// Opens a pty (in the current mount namespace's /dev/pts), makes its slave our controlling terminal and
 /// stdio, and returns the master.
 pub(crate) fn setup_pty(size: Option<(u32, u32)>) -> Result<OwnedFd, TerminalError> {
-    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).map_err(sys("open /dev/ptmx"))?;
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .map_err(sys("open /dev/ptmx"))?;
     grantpt(&master).map_err(sys("grantpt"))?;
     unlockpt(&master).map_err(sys("unlockpt"))?;
     let name = ptsname_r(&master).map_err(sys("ptsname"))?;
     if let Some((h, w)) = size {
-        let ws = Winsize { ws_row: h as u16, ws_col: w as u16, ws_xpixel: 0, ws_ypixel: 0 };
+        let ws = Winsize {
+            ws_row: h as u16,
+            ws_col: w as u16,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         // SAFETY: TIOCSWINSZ with a valid winsize on the pty master.
         unsafe { set_winsize(master.as_raw_fd(), &ws) }.map_err(sys("set console size"))?;
     }
     nix::unistd::setsid().map_err(sys("setsid"))?;
-    let slave = nix::fcntl::open(name.as_str(), OFlag::O_RDWR, nix::sys::stat::Mode::empty()).map_err(sys("open pty slave"))?;
+    let slave = nix::fcntl::open(name.as_str(), OFlag::O_RDWR, nix::sys::stat::Mode::empty())
+        .map_err(sys("open pty slave"))?;
     // SAFETY: TIOCSCTTY on the slave we just opened, as session leader.
     if unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) } < 0 {
-        return Err(sys("make the pty the controlling terminal")(nix::Error::last()));
+        return Err(sys("make the pty the controlling terminal")(
+            nix::Error::last(),
+        ));
     }
     for fd in 0..3 {
         // SAFETY: dup2 of a valid fd onto stdio.
@@ -63,15 +75,32 @@ pub(crate) fn setup_pty(size: Option<(u32, u32)>) -> Result<OwnedFd, TerminalErr
 pub(crate) fn send_console(socket: RawFd, master: &OwnedFd) -> Result<(), TerminalError> {
     let name = b"/dev/ptmx";
     let fds = [master.as_raw_fd()];
-    sendmsg::<()>(socket, &[IoSlice::new(name)], &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
-        .map_err(sys("send the pty master over the console socket"))?;
+    sendmsg::<()>(
+        socket,
+        &[IoSlice::new(name)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(sys("send the pty master over the console socket"))?;
     Ok(())
 }
 
 /// Signals forwarded by a foreground `run`/`exec` to the container process.
 pub fn forwarded_signals() -> SigSet {
     let mut set = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH, Signal::SIGCHLD, Signal::SIGCONT, Signal::SIGPIPE] {
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGCHLD,
+        Signal::SIGCONT,
+        Signal::SIGPIPE,
+    ] {
         set.add(s);
     }
     set
@@ -79,7 +108,9 @@ pub fn forwarded_signals() -> SigSet {
 
 /// Blocks the forwarded signals (do it before creating the process, so none is lost; the child resets its mask).
 pub fn block_signals() -> Result<(), TerminalError> {
-    forwarded_signals().thread_block().map_err(sys("block signals"))
+    forwarded_signals()
+        .thread_block()
+        .map_err(sys("block signals"))
 }
 
 /// Exit status of a wait status the shell way: the code, or 128 + signal.
@@ -95,7 +126,8 @@ pub fn exit_code(ws: WaitStatus) -> Option<i32> {
 /// stdio (stdin in raw mode when it is a terminal). Signals must have been blocked with [`block_signals`].
 /// Returns the exit code (128 + signal when killed).
 pub fn forward_and_wait(pid: i32, master: Option<OwnedFd>) -> Result<i32, TerminalError> {
-    let sfd = SignalFd::with_flags(&forwarded_signals(), SfdFlags::SFD_CLOEXEC).map_err(sys("signalfd"))?;
+    let sfd = SignalFd::with_flags(&forwarded_signals(), SfdFlags::SFD_CLOEXEC)
+        .map_err(sys("signalfd"))?;
     // SAFETY: fd 0 and 1 stay open for the life of the process.
     let (stdin, stdout) = unsafe { (BorrowedFd::borrow_raw(0), BorrowedFd::borrow_raw(1)) };
     let raw = master.as_ref().and_then(|_| RawMode::enter(stdin));
@@ -118,7 +150,10 @@ pub fn forward_and_wait(pid: i32, master: Option<OwnedFd>) -> Result<i32, Termin
             Err(e) => return Err(sys("poll")(e)),
             Ok(_) => {}
         }
-        let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
         drop(fds);
         if let (Some(m), Some(true)) = (&master, ready.get(1)) {
             match nix::unistd::read(m.as_raw_fd(), &mut buf) {
@@ -133,7 +168,9 @@ pub fn forward_and_wait(pid: i32, master: Option<OwnedFd>) -> Result<i32, Termin
             }
         }
         if ready[0] {
-            let Ok(Some(info)) = sfd.read_signal() else { continue };
+            let Ok(Some(info)) = sfd.read_signal() else {
+                continue;
+            };
             let sig = info.ssi_signo as i32;
             if sig == libc::SIGCHLD {
                 match waitpid(target, Some(WaitPidFlag::WNOHANG)) {
@@ -155,7 +192,10 @@ pub fn forward_and_wait(pid: i32, master: Option<OwnedFd>) -> Result<i32, Termin
     };
     // Drain what the process wrote before it exited.
     if let Some(m) = &master {
-        let _ = nix::fcntl::fcntl(m.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+        let _ = nix::fcntl::fcntl(
+            m.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
+        );
         while let Ok(n) = nix::unistd::read(m.as_raw_fd(), &mut buf) {
             if n == 0 {
                 break;
@@ -178,7 +218,12 @@ fn write_all(fd: BorrowedFd, mut data: &[u8]) {
 }
 
 fn copy_winsize(from: BorrowedFd, to: BorrowedFd) {
-    let mut ws = Winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    let mut ws = Winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCGWINSZ/TIOCSWINSZ with a valid winsize; errors (not a tty) are ignored.
     unsafe {
         if get_winsize(from.as_raw_fd(), &mut ws).is_ok() {

@@ -13,7 +13,10 @@ pub struct Parsed {
 
 impl Parsed {
     pub fn value(&self, name: &str) -> Option<&str> {
-        self.values.get(name).and_then(|v| v.last()).map(String::as_str)
+        self.values
+            .get(name)
+            .and_then(|v| v.last())
+            .map(String::as_str)
     }
     pub fn all(&self, name: &str) -> Vec<String> {
         self.values.get(name).cloned().unwrap_or_default()
@@ -51,14 +54,20 @@ pub fn parse(args: &[String], spec: Spec, stop_after: Option<usize>) -> Result<P
             Some((n, v)) => (n, Some(v.to_string())),
             None => (body, None),
         };
-        let Some((canon, _, takes)) = spec.iter().find(|(n, al, _)| *n == name || al.contains(&name)) else {
+        let Some((canon, _, takes)) = spec
+            .iter()
+            .find(|(n, al, _)| *n == name || al.contains(&name))
+        else {
             return Err(format!("flag provided but not defined: -{name}"));
         };
         if *takes {
             let v = match inline {
                 Some(v) => v,
                 None => {
-                    let v = args.get(i).ok_or_else(|| format!("flag needs an argument: -{name}"))?.clone();
+                    let v = args
+                        .get(i)
+                        .ok_or_else(|| format!("flag needs an argument: -{name}"))?
+                        .clone();
                     i += 1;
                     v
                 }
@@ -103,9 +112,16 @@ pub fn split_globals(args: &[String]) -> (Vec<String>, Vec<String>) {
         let body = a.trim_start_matches('-');
         let name = body.split_once('=').map_or(body, |(n, _)| n);
         if a.starts_with('-') && a != "-" {
-            if let Some((_, _, takes)) = GLOBAL.iter().find(|(n, al, _)| *n == name || al.contains(&name)) {
+            if let Some((_, _, takes)) = GLOBAL
+                .iter()
+                .find(|(n, al, _)| *n == name || al.contains(&name))
+            {
                 // `-v` is global only before the command (`exec -v` does not exist, but keep it simple).
-                let is_rootless_bool = name == "rootless" && !body.contains('=') && args.get(i).is_none_or(|n| !matches!(n.as_str(), "true" | "false" | "auto"));
+                let is_rootless_bool = name == "rootless"
+                    && !body.contains('=')
+                    && args
+                        .get(i)
+                        .is_none_or(|n| !matches!(n.as_str(), "true" | "false" | "auto"));
                 // `spec --rootless` is the spec command's own bool flag.
                 if !(name == "rootless" && cmd.as_deref() == Some("spec")) {
                     globals.push(a.clone());
@@ -150,8 +166,17 @@ mod tests {
 
     #[test]
     fn flags() {
-        const SPEC: Spec = &[("bundle", &["b"], true), ("detach", &["d"], false), ("env", &["e"], true)];
-        let p = parse(&s(&["-b", "x", "--detach", "-e", "A=1", "--env=B=2", "id", "-d"]), SPEC, Some(1)).unwrap();
+        const SPEC: Spec = &[
+            ("bundle", &["b"], true),
+            ("detach", &["d"], false),
+            ("env", &["e"], true),
+        ];
+        let p = parse(
+            &s(&["-b", "x", "--detach", "-e", "A=1", "--env=B=2", "id", "-d"]),
+            SPEC,
+            Some(1),
+        )
+        .unwrap();
         assert_eq!(p.value("bundle"), Some("x"));
         assert!(p.has("detach"));
         assert_eq!(p.all("env"), s(&["A=1", "B=2"]));

@@ -47,7 +47,10 @@ fn one_id(pos: &[String], cmd: &str) -> Result<String> {
     match pos {
         [id] => Ok(id.clone()),
         [] => bail!("{cmd}: container id cannot be empty"),
-        _ => bail!("{cmd}: expected exactly one container id, got {}", pos.len()),
+        _ => bail!(
+            "{cmd}: expected exactly one container id, got {}",
+            pos.len()
+        ),
     }
 }
 
@@ -124,7 +127,9 @@ pub fn run(cmd: &str, args: &[String], g: &Globals) -> Result<i32> {
             println!("{}", info::usage());
             Ok(0)
         }
-        "checkpoint" | "restore" | "events" | "update" => bail!("{cmd} is not supported by berth runtime"),
+        "checkpoint" | "restore" | "events" | "update" => {
+            bail!("{cmd} is not supported by berth runtime")
+        }
         other => bail!("unknown command {other:?}"),
     }
 }
@@ -142,7 +147,12 @@ fn create_opts(g: &Globals, p: &super::args::Parsed, id: String) -> Result<rt::C
             }
         }
     }
-    let preserve_fds = p.value("preserve-fds").map(str::parse).transpose().context("invalid --preserve-fds")?.unwrap_or(0);
+    let preserve_fds = p
+        .value("preserve-fds")
+        .map(str::parse)
+        .transpose()
+        .context("invalid --preserve-fds")?
+        .unwrap_or(0);
     Ok(rt::CreateOptions {
         root: g.root.clone(),
         id,
@@ -191,7 +201,10 @@ fn process_terminal(bundle: &std::path::Path) -> bool {
 }
 
 fn exec(g: &Globals, p: &super::args::Parsed) -> Result<i32> {
-    let (id, cmdline) = p.positionals.split_first().ok_or_else(|| anyhow!("exec: container id cannot be empty"))?;
+    let (id, cmdline) = p
+        .positionals
+        .split_first()
+        .ok_or_else(|| anyhow!("exec: container id cannot be empty"))?;
     let st = rt::state(&g.root, id)?;
     let process = match p.value("process") {
         Some(path) => {
@@ -199,7 +212,11 @@ fn exec(g: &Globals, p: &super::args::Parsed) -> Result<i32> {
             serde_json::from_slice(&data).with_context(|| format!("invalid process file {path}"))?
         }
         None => {
-            let mut proc = st.config.process().clone().ok_or_else(|| anyhow!("container config has no process"))?;
+            let mut proc = st
+                .config
+                .process()
+                .clone()
+                .ok_or_else(|| anyhow!("container config has no process"))?;
             if cmdline.is_empty() {
                 bail!("exec: arguments of the process to run are required (or --process)");
             }
@@ -224,7 +241,11 @@ fn exec(g: &Globals, p: &super::args::Parsed) -> Result<i32> {
                 user.set_uid(uid);
                 user.set_gid(gid);
             }
-            let gids: Vec<u32> = p.all("additional-gids").iter().map(|g| g.parse()).collect::<Result<_, _>>()?;
+            let gids: Vec<u32> = p
+                .all("additional-gids")
+                .iter()
+                .map(|g| g.parse())
+                .collect::<Result<_, _>>()?;
             if !gids.is_empty() {
                 proc.user_mut().set_additional_gids(Some(gids));
             }
@@ -259,7 +280,12 @@ fn exec(g: &Globals, p: &super::args::Parsed) -> Result<i32> {
         process,
         console_socket: p.value("console-socket").map(abs),
         pid_file: p.value("pid-file").map(abs),
-        preserve_fds: p.value("preserve-fds").map(str::parse).transpose().context("invalid --preserve-fds")?.unwrap_or(0),
+        preserve_fds: p
+            .value("preserve-fds")
+            .map(str::parse)
+            .transpose()
+            .context("invalid --preserve-fds")?
+            .unwrap_or(0),
     };
     if !detach {
         rt::terminal::block_signals()?;
@@ -289,29 +315,55 @@ fn list(g: &Globals, p: &super::args::Parsed) -> Result<i32> {
     writeln!(tw, "ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER")?;
     for c in &all {
         let s = c.oci_state();
-        writeln!(tw, "{}\t{}\t{}\t{}\t{}\t{}", c.id, s["pid"], s["status"].as_str().unwrap_or(""), c.bundle.display(), c.created, s["owner"].as_str().unwrap_or(""))?;
+        writeln!(
+            tw,
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            c.id,
+            s["pid"],
+            s["status"].as_str().unwrap_or(""),
+            c.bundle.display(),
+            c.created,
+            s["owner"].as_str().unwrap_or("")
+        )?;
     }
     tw.flush()?;
     Ok(0)
 }
 
 fn ps(g: &Globals, p: &super::args::Parsed) -> Result<i32> {
-    let id = p.positionals.first().ok_or_else(|| anyhow!("ps: container id cannot be empty"))?;
+    let id = p
+        .positionals
+        .first()
+        .ok_or_else(|| anyhow!("ps: container id cannot be empty"))?;
     let pids = rt::processes(&g.root, id)?;
     if p.value("format") == Some("json") {
         println!("{}", serde_json::to_string(&pids)?);
         return Ok(0);
     }
     let extra: Vec<&String> = p.positionals.iter().skip(1).collect();
-    let args: Vec<&str> = if extra.is_empty() { vec!["-ef"] } else { extra.iter().map(|s| s.as_str()).collect() };
-    let out = std::process::Command::new("ps").args(&args).output().context("run ps")?;
+    let args: Vec<&str> = if extra.is_empty() {
+        vec!["-ef"]
+    } else {
+        extra.iter().map(|s| s.as_str()).collect()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .context("run ps")?;
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
     let header = lines.next().unwrap_or_default();
-    let col = header.split_whitespace().position(|c| c == "PID").ok_or_else(|| anyhow!("ps output has no PID column"))?;
+    let col = header
+        .split_whitespace()
+        .position(|c| c == "PID")
+        .ok_or_else(|| anyhow!("ps output has no PID column"))?;
     println!("{header}");
     for l in lines {
-        if l.split_whitespace().nth(col).and_then(|x| x.parse::<i32>().ok()).is_some_and(|pid| pids.contains(&pid)) {
+        if l.split_whitespace()
+            .nth(col)
+            .and_then(|x| x.parse::<i32>().ok())
+            .is_some_and(|pid| pids.contains(&pid))
+        {
             println!("{l}");
         }
     }

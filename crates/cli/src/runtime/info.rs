@@ -5,7 +5,11 @@ use std::path::PathBuf;
 
 /// runc-style version text.
 pub fn version() -> String {
-    format!("berth runtime version {}\nspec: {}\n", env!("CARGO_PKG_VERSION"), berth_runtime::OCI_VERSION)
+    format!(
+        "berth runtime version {}\nspec: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        berth_runtime::OCI_VERSION
+    )
 }
 
 pub fn usage() -> &'static str {

@@ -22,7 +22,11 @@ pub struct Globals {
 
 /// Runs `berth runtime ARGS...` (`args[0]` is "runtime") and returns the process exit code.
 pub fn main(args: &[OsString]) -> i32 {
-    let args: Vec<String> = args.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+    let args: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let (globals, rest) = args::split_globals(&args);
     let g = match args::parse(&globals, args::GLOBAL, None) {
         Ok(g) => g,
@@ -32,7 +36,10 @@ pub fn main(args: &[OsString]) -> i32 {
         }
     };
     let globals = Globals {
-        root: g.value("root").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run/berth/runtime")),
+        root: g
+            .value("root")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/run/berth/runtime")),
         log: g.value("log").map(PathBuf::from),
         log_json: g.value("log-format") == Some("json"),
         systemd_cgroup: g.has("systemd-cgroup"),
@@ -47,7 +54,11 @@ pub fn main(args: &[OsString]) -> i32 {
         return if g.has("help") { 0 } else { 1 };
     };
     if globals.debug {
-        log_line(&globals, "debug", &format!("berth runtime {}", rest.join(" ")));
+        log_line(
+            &globals,
+            "debug",
+            &format!("berth runtime {}", rest.join(" ")),
+        );
     }
     match cmds::run(cmd, cmd_args, &globals) {
         Ok(code) => code,
@@ -69,7 +80,11 @@ fn log_line(g: &Globals, level: &str, msg: &str) {
     } else {
         format!("time=\"{time}\" level={level} msg={:?}", msg)
     };
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = writeln!(f, "{line}");
     }
 }

@@ -37,10 +37,22 @@ pub struct Bundle {
 
 impl Bundle {
     pub fn new() -> Bundle {
-        let dir = tempfile::Builder::new().prefix("berth-rt-").tempdir_in("/tmp").unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/make-bundle.sh");
-        let out = Command::new(&script).arg(dir.path().join("b")).arg(berth()).output().unwrap();
-        assert!(out.status.success(), "make-bundle: {}", String::from_utf8_lossy(&out.stderr));
+        let dir = tempfile::Builder::new()
+            .prefix("berth-rt-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/make-bundle.sh");
+        let out = Command::new(&script)
+            .arg(dir.path().join("b"))
+            .arg(berth())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "make-bundle: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let root = dir.path().join("state");
         let b = Bundle { dir, root };
         b.edit(|c| {
@@ -65,7 +77,11 @@ impl Bundle {
     pub fn edit(&self, f: impl FnOnce(&mut Value)) {
         let mut c = self.config();
         f(&mut c);
-        std::fs::write(self.path().join("config.json"), serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+        std::fs::write(
+            self.path().join("config.json"),
+            serde_json::to_vec_pretty(&c).unwrap(),
+        )
+        .unwrap();
     }
 
     pub fn args(&self, args: &[&str]) {
@@ -84,27 +100,45 @@ impl Bundle {
             .stderr(err.try_clone().unwrap())
             .status()
             .unwrap();
-        Output { status, stdout: read_back(out), stderr: read_back(err) }
+        Output {
+            status,
+            stdout: read_back(out),
+            stderr: read_back(err),
+        }
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(berth());
-        c.arg("runtime").arg("--root").arg(&self.root).args(args).current_dir(self.path());
+        c.arg("runtime")
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .current_dir(self.path());
         c
     }
 
     /// `run ID` in the foreground: (exit code, stdout, stderr).
     pub fn run(&self, id: &str) -> (i32, String, String) {
-        let _g = Container { bundle: self, id: id.to_string() };
+        let _g = Container {
+            bundle: self,
+            id: id.to_string(),
+        };
         let o = self.rt(&["run", "--bundle", self.path().to_str().unwrap(), id]);
-        (o.status.code().unwrap_or(-1), text(&o.stdout), text(&o.stderr))
+        (
+            o.status.code().unwrap_or(-1),
+            text(&o.stdout),
+            text(&o.stderr),
+        )
     }
 
     /// `run -d ID`, returning a guard that force-deletes it.
     pub fn run_detached(&self, id: &str) -> Container<'_> {
         let o = self.rt(&["run", "-d", "--bundle", self.path().to_str().unwrap(), id]);
         assert!(o.status.success(), "run -d failed: {}", text(&o.stderr));
-        Container { bundle: self, id: id.to_string() }
+        Container {
+            bundle: self,
+            id: id.to_string(),
+        }
     }
 
     pub fn state(&self, id: &str) -> Value {
@@ -117,7 +151,11 @@ impl Bundle {
         let mut a = vec!["exec", id];
         a.extend_from_slice(args);
         let o = self.rt(&a);
-        (o.status.code().unwrap_or(-1), text(&o.stdout), text(&o.stderr))
+        (
+            o.status.code().unwrap_or(-1),
+            text(&o.stdout),
+            text(&o.stderr),
+        )
     }
 }
 
@@ -147,6 +185,13 @@ pub fn text(b: &[u8]) -> String {
 
 /// The cgroup directories recorded in the container's state.json.
 pub fn cgroup_dirs(b: &Bundle, id: &str) -> Vec<PathBuf> {
-    let st: Value = serde_json::from_slice(&std::fs::read(b.root.join(id).join("state.json")).unwrap()).unwrap();
-    st["cgroup"]["hierarchies"].as_array().unwrap().iter().map(|h| PathBuf::from(h["dir"].as_str().unwrap())).collect()
+    let st: Value =
+        serde_json::from_slice(&std::fs::read(b.root.join(id).join("state.json")).unwrap())
+            .unwrap();
+    st["cgroup"]["hierarchies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| PathBuf::from(h["dir"].as_str().unwrap()))
+        .collect()
 }

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Benchmarks `berth runtime run` against `runc run` of `true` on the same busybox bundle (hyperfine, no shell),
+# and prints both means and the ratio berth/runc. Goal: berth <= 0.5 x runc. Needs root, runc, hyperfine, jq.
+# Usage: bench/runtime.sh   (CARGO_TARGET_DIR defaults to target-rt)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target-rt}
+for tool in runc hyperfine jq unshare; do
+  command -v "$tool" >/dev/null || { echo "bench/runtime.sh: $tool not found" >&2; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "bench/runtime.sh: needs root" >&2; exit 1; }
+cargo build --release -p berth-cli --manifest-path "$here/Cargo.toml" >&2
+berth=$CARGO_TARGET_DIR/release/berth
+work=$(mktemp -d /tmp/berth-bench.XXXXXX)
+cleanup() {
+  "$berth" runtime --root "$work/berth-state" delete -f "berth-bench-$$" >/dev/null 2>&1 || true
+  runc --root "$work/runc-state" delete -f "runc-bench-$$" >/dev/null 2>&1 || true
+  rm -rf --one-file-system "$work"
+}
+trap cleanup EXIT
+"$here/tests/fixtures/make-bundle.sh" "$work/bundle" "$berth" >&2
+jq '.process.terminal = false | .process.args = ["true"]' "$work/bundle/config.json" > "$work/config.json"
+mv "$work/config.json" "$work/bundle/config.json"
+# A private mount namespace, as the tests use: container mounts never touch the host's table.
+unshare -m --propagation private hyperfine -N --warmup 3 --export-json "$work/result.json" \
+  -n berth "$berth runtime --root $work/berth-state run --bundle $work/bundle berth-bench-$$" \
+  -n runc "runc --root $work/runc-state run --bundle $work/bundle runc-bench-$$" >&2
+berth_mean=$(jq '.results[] | select(.command == "berth") | .mean' "$work/result.json")
+runc_mean=$(jq '.results[] | select(.command == "runc") | .mean' "$work/result.json")
+awk -v b="$berth_mean" -v r="$runc_mean" 'BEGIN {
+  printf "berth runtime run: %.2f ms\nrunc run:          %.2f ms\nratio berth/runc:  %.3f (goal <= 0.5)\n", b * 1000, r * 1000, b / r
+}'
