@@ -70,3 +70,74 @@ fn console_socket_receives_pty_master() {
     }
     assert!(got.contains("/dev/pts/0"), "{got:?}");
 }
+
+#[test]
+fn foreground_run_proxies_the_pty() {
+    if !privileged("foreground_run_proxies_the_pty") {
+        return;
+    }
+    let b = Bundle::new();
+    b.edit(|c| {
+        c["process"]["terminal"] = json!(true);
+        c["process"]["args"] = json!(["sh", "-c", "tty; echo proxied; exit 5"]);
+    });
+    // No console socket: the runtime keeps the master and copies it to its own stdout.
+    let (code, out, err) = b.run(&unique("fg"));
+    assert_eq!(code, 5, "{err}");
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines, ["/dev/pts/0", "proxied"], "{out:?}");
+    // A detached terminal container needs a console socket.
+    let o = b.rt(&[
+        "run",
+        "-d",
+        "-b",
+        b.path().to_str().unwrap(),
+        &unique("fg2"),
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("console socket"));
+}
+
+#[test]
+fn no_pivot_and_list_json() {
+    if !privileged("no_pivot_and_list_json") {
+        return;
+    }
+    let b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    let id = unique("nopivot");
+    let o = b.rt(&[
+        "run",
+        "-d",
+        "--no-pivot",
+        "-b",
+        b.path().to_str().unwrap(),
+        &id,
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let _g = Container {
+        bundle: &b,
+        id: id.clone(),
+    };
+    let o = b.rt(&["list", "--format", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let me = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id.as_str())
+        .expect("listed");
+    assert_eq!(me["status"], "running");
+    let o = b.rt(&["list"]);
+    let table = text(&o.stdout);
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("running")),
+        "{table}"
+    );
+    let (code, out, _) = b.exec(&id, &["cat", "/etc/passwd"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("root:x:0:0"));
+}
