@@ -127,6 +127,12 @@ impl ImageStore {
         crate::archive::import(&self.store, &self.opts, input, reference, changes, message)
     }
 
+    /// `docker commit` / a build step: packs `diff_dir` (a container's overlay upper dir, whiteouts as
+    /// overlay char devices) into a new layer on top of `opts.parent`.
+    pub fn commit(&self, diff_dir: &Path, opts: &crate::commit::CommitOptions) -> Result<Image> {
+        crate::commit::commit(&self.store, &self.opts, diff_dir, opts)
+    }
+
     /// `docker image prune`: removes dangling images (or, with `dangling_only == false`, every image not in
     /// `in_use`, a set of image ids the engine's containers use), then collects garbage.
     pub fn prune(&self, dangling_only: bool, in_use: &HashSet<String>) -> Result<PruneReport> {

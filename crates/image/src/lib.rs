@@ -4,11 +4,13 @@
 
 pub mod archive;
 pub mod auth;
+pub mod commit;
 pub mod config;
 pub mod digest;
 pub mod import;
 pub mod layer;
 pub mod manifest;
+pub mod pack;
 pub mod progress;
 pub mod reference;
 pub mod registry;

@@ -268,3 +268,59 @@ fn prune_dangling() {
     assert_eq!(du.images.len(), 1);
     assert!(du.layers_size >= 1024);
 }
+
+#[test]
+fn commit_layer_on_parent() {
+    if common::skip_without(&["/bin/busybox", "tar"]) || !common::is_root() {
+        eprintln!("SKIPPED unless root with busybox-static");
+        return;
+    }
+    let dr = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dr.path()).unwrap();
+    let (base, _rootfs) = import_busybox(&store, "base:1");
+    let upper = tempfile::tempdir().unwrap();
+    fs::create_dir(upper.path().join("etc")).unwrap();
+    fs::write(upper.path().join("etc/motd"), "hi\n").unwrap();
+    let c = std::ffi::CString::new(upper.path().join("etc/hostname").to_str().unwrap()).unwrap();
+    // SAFETY: valid NUL-terminated path.
+    let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR, 0) };
+    assert_eq!(rc, 0, "whiteout");
+    let mut cc = base.container_config();
+    cc.cmd = Some(vec!["cat".into(), "/etc/motd".into()]);
+    let img = store
+        .commit(
+            upper.path(),
+            &berth_image::commit::CommitOptions {
+                parent: Some("base:1".into()),
+                config: Some(cc),
+                reference: Some("child:1".into()),
+                created_by: Some("berth commit".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(img.chain_ids.len(), 2);
+    assert_eq!(img.chain_ids[0], base.chain_ids[0], "parent layer shared");
+    let dirs = store.layer_dirs("child:1").unwrap();
+    assert_eq!(
+        fs::read_to_string(dirs[1].join("etc/motd")).unwrap(),
+        "hi\n"
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(fs::symlink_metadata(dirs[1].join("etc/hostname"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    let h = store.history("child:1").unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[0].created_by, "berth commit");
+    assert_eq!(store.inspect("child:1").unwrap().parent, base.id);
+    // The parent cannot be deleted by id while a child exists; untagging it keeps it.
+    let e = store.remove(&base.id, true).unwrap_err();
+    assert!(e.to_string().contains("dependent child images"), "{e}");
+    assert_eq!(
+        store.remove("base:1", false).unwrap(),
+        [RemoveEvent::Untagged("base:1".into())]
+    );
+    assert_eq!(store.list().unwrap().len(), 2);
+}

@@ -6,47 +6,70 @@ use crate::digest::sha256_bytes;
 use crate::manifest::{self, Descriptor, ImageManifest};
 use crate::progress::{short_id, ProgressEvent};
 use crate::reference::Reference;
-use crate::store::{BlobRef, LayerMeta, LayerSource, Store};
+use crate::store::{BlobRef, LayerMeta, LayerSource, Store, StoreError};
 use crate::{AuthConfig, Error, Progress, PushResult, Result, StoreOptions};
 use std::io::{self, BufReader};
 
 /// Makes sure the layer has a compressed blob to push: an uncompressed one (from load/import) is gzipped
 /// once and the result recorded, so a second push sends the same bytes.
 fn ensure_compressed(store: &Store, meta: &LayerMeta) -> Result<BlobRef> {
-    let blob = meta
-        .blob
-        .clone()
-        .ok_or_else(|| Error::Conflict(format!("layer {} has no blob to push", meta.chain_id)))?;
-    if blob.media_type != manifest::MEDIA_OCI_LAYER {
-        return Ok(blob);
-    }
-    let mut w = store.blob_writer()?;
-    {
-        let src = BufReader::new(store.open_blob(&blob.digest)?);
-        let mut gz = flate2::write::GzEncoder::new(&mut w, flate2::Compression::default());
-        let mut src = src;
-        io::copy(&mut src, &mut gz).map_err(|e| {
-            Error::Store(crate::store::StoreError::Io {
-                path: blob.digest.clone(),
-                source: e,
-            })
-        })?;
-        gz.finish().map_err(|e| {
-            Error::Store(crate::store::StoreError::Io {
-                path: blob.digest.clone(),
-                source: e,
-            })
-        })?;
-    }
-    let (digest, size) = w.commit(None)?;
-    let b = BlobRef {
-        digest,
-        media_type: manifest::MEDIA_DOCKER_LAYER_GZIP.into(),
-        size,
+    let io = |path: &str| {
+        let path = path.to_string();
+        move |e: io::Error| Error::Store(StoreError::Io { path, source: e })
     };
-    let _g = store.write_lock()?;
-    store.set_layer_blob(&meta.chain_id, b.clone())?;
-    Ok(b)
+    let kept = meta.blob.clone().filter(|b| store.has_blob(&b.digest));
+    match kept {
+        Some(b) if b.media_type != manifest::MEDIA_OCI_LAYER => Ok(b),
+        Some(b) => {
+            // Uncompressed (from load/import): gzip it once and record the result.
+            let mut w = store.blob_writer()?;
+            {
+                let mut src = BufReader::new(store.open_blob(&b.digest)?);
+                let mut gz = flate2::write::GzEncoder::new(&mut w, flate2::Compression::default());
+                io::copy(&mut src, &mut gz).map_err(io(&b.digest))?;
+                gz.finish().map_err(io(&b.digest))?;
+            }
+            let (digest, size) = w.commit(None)?;
+            let nb = BlobRef {
+                digest,
+                media_type: manifest::MEDIA_DOCKER_LAYER_GZIP.into(),
+                size,
+            };
+            let _g = store.write_lock()?;
+            store.set_layer_blob(&meta.chain_id, nb.clone())?;
+            Ok(nb)
+        }
+        None => {
+            // No blob kept: regenerate the tar from the unpacked dir. It must reproduce the diff id the
+            // image config names, or the pushed image would not verify.
+            let dir = store.layer_diff_dir(&meta.chain_id)?;
+            let mut w = store.blob_writer()?;
+            let diff_id = {
+                let gz = flate2::write::GzEncoder::new(&mut w, flate2::Compression::default());
+                let mut hw = crate::digest::HashWriter::new(gz);
+                crate::pack::pack(&dir, &mut hw).map_err(io(&meta.chain_id))?;
+                let (d, _, gz) = hw.finish();
+                gz.finish().map_err(io(&meta.chain_id))?;
+                d
+            };
+            if diff_id != meta.diff_id {
+                return Err(StoreError::DigestMismatch {
+                    expected: meta.diff_id.clone(),
+                    actual: diff_id,
+                }
+                .into());
+            }
+            let (digest, size) = w.commit(None)?;
+            let nb = BlobRef {
+                digest,
+                media_type: manifest::MEDIA_DOCKER_LAYER_GZIP.into(),
+                size,
+            };
+            let _g = store.write_lock()?;
+            store.set_layer_blob(&meta.chain_id, nb.clone())?;
+            Ok(nb)
+        }
+    }
 }
 
 /// Uploads a blob from the store unless the registry has it.
