@@ -201,11 +201,8 @@ fn kill_and_wait(st: &ContainerState) {
             }
         }
     }
-    // If we are the parent (monitor, run), reap it.
-    let _ = nix::sys::wait::waitpid(
-        Pid::from_raw(st.pid),
-        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-    );
+    // Deliberately no waitpid: when the caller is the init's parent (monitor, `run`) it reaps it itself and
+    // wants the exit status.
 }
 
 /// All containers under `root`, sorted by id.

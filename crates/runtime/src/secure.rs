@@ -65,6 +65,13 @@ pub(crate) fn open_path(root: RawFd, path: &Path) -> nix::Result<OwnedFd> {
 /// Creates `path` inside `root` (parents as directories; the last component a directory or an empty file),
 /// and returns an O_PATH fd to it. Existing entries are reused.
 pub(crate) fn create_in_root(root: RawFd, path: &Path, dir: bool) -> nix::Result<OwnedFd> {
+    create_in_root_depth(root, path, dir, 0)
+}
+
+fn create_in_root_depth(root: RawFd, path: &Path, dir: bool, depth: u32) -> nix::Result<OwnedFd> {
+    if depth > 40 {
+        return Err(Errno::ELOOP);
+    }
     let comps: Vec<_> = path
         .components()
         .filter(|c| matches!(c, Component::Normal(_)))
@@ -85,12 +92,21 @@ pub(crate) fn create_in_root(root: RawFd, path: &Path, dir: bool) -> nix::Result
         // `cur` is a directory resolved inside the root; create the entry relative to it (never following a
         // symlink planted as the last component: mkdirat/openat with O_EXCL do not follow).
         let name = CString::new(comp.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-        let dirfd = open_in_root(
-            root,
-            sofar.parent().unwrap_or(Path::new("/")),
-            libc::O_DIRECTORY | libc::O_RDONLY,
-            0,
-        )?;
+        let parent = sofar.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let dirfd = open_in_root(root, &parent, libc::O_DIRECTORY | libc::O_RDONLY, 0)?;
+        // A dangling symlink (inside the root): create what it points to, resolved inside the root, as
+        // securejoin's MkdirAll does.
+        if let Ok(target) = nix::fcntl::readlinkat(Some(dirfd.as_raw_fd()), name.as_c_str()) {
+            let mut next = if Path::new(&target).is_absolute() {
+                std::path::PathBuf::from(&target)
+            } else {
+                parent.join(&target)
+            };
+            for rest in &comps[i + 1..] {
+                next.push(rest);
+            }
+            return create_in_root_depth(root, &next, dir, depth + 1);
+        }
         if !last || dir {
             match nix::sys::stat::mkdirat(
                 Some(dirfd.as_raw_fd()),
@@ -149,6 +165,7 @@ mod tests {
         assert!(target.starts_with(dir.path()), "{target:?}");
         let fd = create_in_root(root.as_raw_fd(), Path::new("/up/x/y"), true).unwrap();
         let target = std::fs::read_link(fd_path(&fd)).unwrap();
-        assert_eq!(target, dir.path().join("x/y"));
+        // `..` cannot climb out: the link resolves to the in-root /tmp, which is created.
+        assert_eq!(target, dir.path().join("tmp/x/y"));
     }
 }

@@ -227,7 +227,7 @@ mod tests {
     fn own_stat() {
         let (start, state) = proc_stat(std::process::id() as i32).unwrap();
         assert!(start > 0);
-        assert_eq!(state, 'R');
+        assert!(state != 'Z' && state != 'X');
     }
 
     #[test]
