@@ -15,6 +15,8 @@ pub enum ProcessError {
     Rlimits(#[from] security::rlimits::RlimitError),
     #[error("capabilities: {0}")]
     Caps(#[from] security::capabilities::CapsError),
+    #[error("current working directory {0:?} is outside of the container's root")]
+    CwdOutside(PathBuf),
     #[error("user: {0}")]
     User(security::user::UserError),
     #[error("seccomp: {0}")]
@@ -74,11 +76,17 @@ pub(crate) fn apply(
     } else {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     }
-    // After pivot_root / setns(mnt): a cwd that is a leaked host fd path cannot resolve (CVE-2024-21626).
+    // After pivot_root / setns(mnt). A cwd like /proc/self/fd/N naming a leaked host directory would still
+    // resolve (CVE-2024-21626), so check that the result is inside our root: the kernel reports a directory
+    // outside it as "(unreachable)/..." and glibc's getcwd fails with ENOENT.
     nix::unistd::chdir(p.cwd()).map_err(sys(format!(
         "chdir to cwd {:?} set in config.json",
         p.cwd()
     )))?;
+    match nix::unistd::getcwd() {
+        Ok(d) if d.is_absolute() => {}
+        _ => return Err(ProcessError::CwdOutside(p.cwd().clone())),
+    }
     let prepared = prepare_exec(p)?;
     close_fds(preserve_fds)?;
     if nnp {
