@@ -643,3 +643,66 @@ fn client_errors_without_a_daemon() {
         stderr(&o)
     );
 }
+
+#[test]
+fn signals_are_proxied_and_prunes_report() {
+    let d = daemon_or_skip!();
+    if !d.import_busybox() {
+        eprintln!(
+            "SKIPPED: busybox-static not installed (tests/fixtures/make-busybox-rootfs.sh failed)"
+        );
+        return;
+    }
+    let out_path = d.root.path().join("trap.out");
+    let out_file = fs::File::create(&out_path).expect("out file");
+    let script = "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done";
+    let mut child = Command::new(berth_bin())
+        .args(["run", "--name", "trap", "busybox", "sh", "-c", script])
+        .env("BERTH_HOST", d.host())
+        .stdin(Stdio::null())
+        .stdout(out_file)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("berth run");
+    // Readiness wait (bounded), not a timing assertion.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !fs::read_to_string(&out_path)
+        .unwrap_or_default()
+        .contains("ready")
+    {
+        if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "container never got ready: {}\n{}",
+                fs::read_to_string(&out_path).unwrap_or_default(),
+                d.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("kill");
+    let st = child.wait().expect("wait");
+    assert_eq!(
+        st.code(),
+        Some(7),
+        "berth run exits with the container's status after the proxied SIGTERM"
+    );
+    assert_eq!(
+        fs::read_to_string(&out_path).expect("out"),
+        "ready\ngot-term\n"
+    );
+    assert_eq!(d.ok(&["logs", "-f", "trap"]), "ready\ngot-term\n");
+
+    let prune = d.ok(&["container", "prune", "-f"]);
+    assert!(prune.starts_with("Deleted Containers:\n"), "{prune}");
+    assert!(prune.ends_with("\nTotal reclaimed space: 0B\n"), "{prune}");
+    assert_eq!(d.ok(&["ps", "-a", "-q"]), "");
+    let prune = d.ok(&["image", "prune", "-a", "-f"]);
+    assert!(prune.contains("untagged: busybox:latest\n"), "{prune}");
+    assert_eq!(d.ok(&["images", "-q"]), "");
+}

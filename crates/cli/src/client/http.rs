@@ -45,6 +45,7 @@ pub enum Body<'a> {
 }
 
 /// The Engine API client: a socket path plus the negotiated version prefix.
+#[derive(Clone)]
 pub struct Client {
     socket: PathBuf,
     prefix: Option<String>,

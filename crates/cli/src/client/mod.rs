@@ -98,7 +98,17 @@ pub fn parse<T: CommandFactory + FromArgMatches>(
         .bin_name(format!("berth {verb}"))
         .override_usage(usage.to_string())
         .disable_help_flag(true)
-        .disable_version_flag(true);
+        .disable_version_flag(true)
+        // docker's help layout: usage, description, options (positionals are in the usage line).
+        .help_template("\nUsage:  {usage}\n\n{about}\n\nOptions:\n{options}\n")
+        .max_term_width(120)
+        .mut_args(|a| {
+            if a.get_action().takes_values() {
+                a.hide_default_value(true)
+            } else {
+                a
+            }
+        });
     let has_h = cmd.get_arguments().any(|a| a.get_short() == Some('h'));
     let mut help = clap::Arg::new("help")
         .long("help")
@@ -154,7 +164,24 @@ pub fn parse<T: CommandFactory + FromArgMatches>(
                     }
                 }
                 ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
-                    let arg = ctx(ContextKind::InvalidArg);
+                    // docker names the flag as "-m, --memory".
+                    let raw = ctx(ContextKind::InvalidArg);
+                    let long = raw
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .trim_start_matches("--")
+                        .to_string();
+                    let arg = match cmd
+                        .get_arguments()
+                        .find(|a| a.get_long() == Some(long.as_str()))
+                    {
+                        Some(a) => match a.get_short() {
+                            Some(c) => format!("-{c}, --{long}"),
+                            None => format!("--{long}"),
+                        },
+                        None => raw,
+                    };
                     let val = ctx(ContextKind::InvalidValue);
                     let detail = std::error::Error::source(&e)
                         .map(|s| s.to_string())
@@ -274,6 +301,80 @@ Global Options:
 Run 'berth COMMAND --help' for more information on a command.
 ";
 
+/// `berth container|image|system [--help]`: the subcommands, docker-style.
+fn management_help(group: &str) -> String {
+    let (about, cmds): (&str, &[(&str, &str)]) = match group {
+        "container" => (
+            "Manage containers",
+            &[
+                ("create", "Create a new container"),
+                (
+                    "inspect",
+                    "Display detailed information on one or more containers",
+                ),
+                ("kill", "Kill one or more running containers"),
+                ("logs", "Fetch the logs of a container"),
+                ("ls", "List containers"),
+                ("prune", "Remove all stopped containers"),
+                ("rename", "Rename a container"),
+                ("restart", "Restart one or more containers"),
+                ("rm", "Remove one or more containers"),
+                ("run", "Create and run a new container from an image"),
+                ("start", "Start one or more stopped containers"),
+                ("stop", "Stop one or more running containers"),
+                (
+                    "wait",
+                    "Block until one or more containers stop, then print their exit codes",
+                ),
+            ],
+        ),
+        "image" => (
+            "Manage images",
+            &[
+                ("history", "Show the history of an image"),
+                (
+                    "import",
+                    "Import the contents from a tarball to create a filesystem image",
+                ),
+                (
+                    "inspect",
+                    "Display detailed information on one or more images",
+                ),
+                ("load", "Load an image from a tar archive or STDIN"),
+                ("ls", "List images"),
+                ("prune", "Remove unused images"),
+                ("pull", "Download an image from a registry"),
+                ("push", "Upload an image to a registry"),
+                ("rm", "Remove one or more images"),
+                (
+                    "save",
+                    "Save one or more images to a tar archive (streamed to STDOUT by default)",
+                ),
+                (
+                    "tag",
+                    "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
+                ),
+            ],
+        ),
+        _ => (
+            "Manage Berth",
+            &[
+                ("df", "Show berth disk usage"),
+                ("info", "Display system-wide information"),
+                ("prune", "Remove unused data"),
+            ],
+        ),
+    };
+    let mut s = format!("\nUsage:  berth {group} COMMAND\n\n{about}\n\nCommands:\n");
+    for (c, d) in cmds {
+        s.push_str(&format!("  {c:<11} {d}\n"));
+    }
+    s.push_str(&format!(
+        "\nRun 'berth {group} COMMAND --help' for more information on a command.\n"
+    ));
+    s
+}
+
 /// Maps management-command forms (`container ls`, `image rm`, `system df`) to the verb that implements them.
 fn canonical(group: &str, sub: &str) -> Option<&'static str> {
     Some(match (group, sub) {
@@ -308,6 +409,14 @@ fn canonical(group: &str, sub: &str) -> Option<&'static str> {
     })
 }
 
+/// `berth help ps` → the verb whose help to show.
+fn canonical_help(v: &str) -> &str {
+    match v {
+        "container-inspect" | "image-inspect" => "inspect",
+        other => other,
+    }
+}
+
 fn dispatch(verb: &str, args: &[String], g: &Globals) -> CmdResult {
     match verb {
         "version" => system::version(args, g),
@@ -340,6 +449,13 @@ fn dispatch(verb: &str, args: &[String], g: &Globals) -> CmdResult {
         "import" => image::import(args, g),
         "image-prune" => image::prune(args, g),
         "login" => auth::login(args, g),
+        "help" => match args.get(1) {
+            Some(v) => dispatch(canonical_help(v), &[v.clone(), "--help".into()], g),
+            None => {
+                out(TOP_HELP)?;
+                Ok(0)
+            }
+        },
         "logout" => auth::logout(args, g),
         other => Err(CliError::Exit {
             code: 1,
@@ -415,8 +531,11 @@ fn run_main(args: &[String]) -> CmdResult {
         });
     let g = Globals { host, config_dir };
     if matches!(first.as_str(), "container" | "image" | "system") {
-        let Some(sub) = rest.get(1) else {
-            out(TOP_HELP)?;
+        let Some(sub) = rest
+            .get(1)
+            .filter(|s| !matches!(s.as_str(), "--help" | "-h" | "help"))
+        else {
+            out(&management_help(first))?;
             return Ok(0);
         };
         let verb = canonical(first, sub).ok_or_else(|| CliError::Exit {

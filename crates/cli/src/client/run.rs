@@ -185,6 +185,53 @@ fn stream(
     }
 }
 
+/// Tells the daemon our terminal size (for `-t`).
+fn resize(client: &mut Client, id: &str) {
+    if let Some((h, w)) = terminal_size() {
+        let q = [("h", h.to_string()), ("w", w.to_string())];
+        let path = with_query(&format!("/containers/{}/resize", encode(id)), &q);
+        let _ = client.request("POST", &path, &[], Body::None);
+    }
+}
+
+/// docker's `--sig-proxy`: signals we receive go to the container (`POST /kill`), and with a TTY, window
+/// size changes become `resize` calls. A dedicated thread `sigwait`s for them.
+fn spawn_signal_proxy(client: &Client, id: &str, tty: bool, proxy: bool) {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    if proxy && !tty {
+        for s in [
+            Signal::SIGINT,
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGQUIT,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+        ] {
+            set.add(s);
+        }
+    }
+    if tty && std::io::stdout().is_terminal() {
+        set.add(Signal::SIGWINCH);
+    }
+    if set.iter().next().is_none() || set.thread_block().is_err() {
+        return;
+    }
+    let mut client = client.clone();
+    let id = id.to_string();
+    std::thread::spawn(move || {
+        while let Ok(sig) = set.wait() {
+            if sig == Signal::SIGWINCH {
+                resize(&mut client, &id);
+                continue;
+            }
+            let q = [("signal", sig.as_str().to_string())];
+            let path = with_query(&format!("/containers/{}/kill", encode(&id)), &q);
+            let _ = client.request("POST", &path, &[], Body::None);
+        }
+    });
+}
+
 /// Attaches to, waits for and starts container `id`; returns its exit status.
 fn attach_start_wait(
     client: &mut Client,
@@ -193,7 +240,10 @@ fn attach_start_wait(
     stdin: bool,
     condition: &str,
     start: bool,
+    sig_proxy: bool,
 ) -> Result<i32, CliError> {
+    // Before any thread starts, so every thread inherits the blocked mask and only the proxy sees signals.
+    spawn_signal_proxy(client, id, tty, sig_proxy);
     let mut q = vec![
         ("stream", "1".to_string()),
         ("stdout", "1".to_string()),
@@ -224,17 +274,7 @@ fn attach_start_wait(
     }
     let _raw = (tty && stdin && std::io::stdin().is_terminal()).then(RawTerminal::enable);
     if tty {
-        if let Some((h, w)) = terminal_size() {
-            let _ = client.request(
-                "POST",
-                &with_query(
-                    &format!("/containers/{}/resize", encode(id)),
-                    &[("h", h.to_string()), ("w", w.to_string())],
-                ),
-                &[],
-                Body::None,
-            );
-        }
+        resize(client, id);
     }
     stream(reader, writer, tty, stdin)?;
     let result = waiter
@@ -258,7 +298,7 @@ pub fn start_attached(client: &mut Client, name: &str, interactive: bool) -> Cmd
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let stdin = interactive && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
     let id = info["Id"].as_str().unwrap_or(name).to_string();
-    attach_start_wait(client, &id, tty, stdin, "next-exit", true)
+    attach_start_wait(client, &id, tty, stdin, "next-exit", true, true)
 }
 
 /// `berth run`.
@@ -282,7 +322,8 @@ pub fn run(args: &[String], g: &Globals) -> CmdResult {
     let stdin = o.interactive
         && (o.attach.is_empty() || o.attach.iter().any(|a| a.eq_ignore_ascii_case("stdin")));
     let condition = if o.rm { "removed" } else { "next-exit" };
-    attach_start_wait(&mut client, &id, o.tty, stdin, condition, true).map_err(as_run_error)
+    attach_start_wait(&mut client, &id, o.tty, stdin, condition, true, o.sig_proxy)
+        .map_err(as_run_error)
 }
 
 #[cfg(test)]

@@ -276,8 +276,8 @@ pub struct RunOpts {
     /// Working directory inside the container
     #[arg(short, long)]
     pub workdir: Option<String>,
-    /// IMAGE [COMMAND] [ARG...]: one positional so that everything after the image is the command,
-    /// flags included (docker's interspersed=false).
+    // IMAGE [COMMAND] [ARG...]: one positional so that everything after the image is the command,
+    // flags included (docker's interspersed=false).
     #[arg(value_name = "IMAGE", required = true, num_args = 1.., trailing_var_arg = true)]
     pub args: Vec<String>,
     #[arg(skip)]
