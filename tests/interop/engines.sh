@@ -17,6 +17,9 @@ cleanup() {
   for p in "${pids[@]}"; do for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done; kill -9 "$p" 2>/dev/null; done
   grep -o " $tmp[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   rm -rf --one-file-system "$tmp"
+  # containerd names its cgroups after the namespace: remove the (empty) parents it made.
+  for d in /sys/fs/cgroup/*/berth-engines /sys/fs/cgroup/berth-engines; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
+  return 0
 }
 trap cleanup EXIT
 passed=0; failed=0
