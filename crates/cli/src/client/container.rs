@@ -127,6 +127,7 @@ pub fn ps_row(c: &Value, trunc: bool) -> Value {
         "ID": if trunc { short_id(id) } else { id.to_string() },
         "Image": image,
         "Labels": labels_string(&c["Labels"]),
+        "_Label": c["Labels"].as_object().cloned().unwrap_or_default(),
         "LocalVolumes": local_volumes.to_string(),
         "Mounts": mounts.join(","),
         "Names": names.join(","),

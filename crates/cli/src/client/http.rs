@@ -338,7 +338,13 @@ impl Client {
         body: Body<'_>,
     ) -> Result<Response, HttpError> {
         let mut stream = self.connect()?;
-        self.write_request(&mut stream, method, path, headers, body, false)?;
+        if let Err(e) = self.write_request(&mut stream, method, path, headers, body, false) {
+            // The daemon may answer (404, 413...) and close before reading our whole body: prefer its answer.
+            return match Self::finish(stream, method) {
+                Ok(r) => Ok(r),
+                Err(_) => Err(e),
+            };
+        }
         Self::finish(stream, method)
     }
 

@@ -35,7 +35,12 @@ pub fn render(
     if format == "json" {
         let mut out = String::new();
         for r in rows {
-            out.push_str(&serde_json::to_string(r).unwrap_or_default());
+            // Hidden helper keys (`_Label`) are not part of docker's JSON.
+            let mut r = r.clone();
+            if let Value::Object(o) = &mut r {
+                o.retain(|k, _| !k.starts_with('_'));
+            }
+            out.push_str(&serde_json::to_string(&r).unwrap_or_default());
             out.push('\n');
         }
         return Ok(out);

@@ -634,6 +634,21 @@ impl Exec {
             }
             return call(name, args, self.header);
         }
+        // docker's one-argument methods (`{{.Label "com.example"}}`): a field `.X` called with an argument
+        // indexes the hidden map `_X` that rows carry for it.
+        if let (Some(Arg::Dot(chain)), 2) = (cmd.first(), cmd.len()) {
+            if let Some((last, parent)) = chain.split_last() {
+                if self.header {
+                    return Ok(field(dot, chain, true));
+                }
+                let key = self.arg(&cmd[1], dot)?;
+                let map = field(&field(dot, parent, false), &[format!("_{last}")], false);
+                return Ok(map
+                    .get(go_string(&key))
+                    .cloned()
+                    .unwrap_or(Value::String(String::new())));
+            }
+        }
         if cmd.len() > 1 || piped.is_some() {
             return Err(TemplateError::Exec(
                 "can't give argument to non-function".into(),
@@ -719,6 +734,12 @@ mod tests {
         let v = json!({"A": {"B": "x"}, "N": 5});
         assert_eq!(r("{{(index . \"A\").B}}", v.clone()), "x");
         assert_eq!(r("{{printf \"%-4s|%d\" .A.B .N}}", v), "x   |5");
+    }
+
+    #[test]
+    fn label_method() {
+        let v = json!({"Labels": "a=1", "_Label": {"a": "1"}});
+        assert_eq!(r("{{.Label \"a\"}}|{{.Label \"b\"}}", v), "1|");
     }
 
     #[test]
