@@ -594,6 +594,23 @@ fn image_verbs() {
     let v: serde_json::Value =
         serde_json::from_str(json.lines().next().expect("line")).expect("json line");
     assert_eq!(v["Repository"], "hello-world");
+    // save → rmi → load round trip (when this berthd serves them).
+    let tar = d.root.path().join("hw.tar");
+    let save = d.berth(&["save", "-o", tar.to_str().expect("utf8"), "hello-world"]);
+    if save.status.success() {
+        assert!(
+            fs::metadata(&tar).map(|m| m.len()).unwrap_or(0) > 0,
+            "save wrote nothing"
+        );
+        d.ok(&["rmi", "hello-world"]);
+        let load = d.ok(&["load", "-i", tar.to_str().expect("utf8")]);
+        assert_eq!(load, "Loaded image: hello-world:latest\n");
+        assert!(d
+            .ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .contains("hello-world:latest"));
+    } else {
+        eprintln!("save not served by this berthd: {}", stderr(&save));
+    }
     let o = d.berth(&["rmi", "nosuch:1"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
@@ -601,6 +618,41 @@ fn image_verbs() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn logout_edits_the_docker_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("config.json");
+    fs::write(
+        &cfg,
+        r#"{"auths":{"127.0.0.1:5000":{"auth":"YTpi"},"other:1":{"auth":"eDp5"}},"psFormat":"x"}"#,
+    )
+    .expect("write");
+    let run = |args: &[&str]| {
+        Command::new(berth_bin())
+            .args(args)
+            .env("DOCKER_CONFIG", dir.path())
+            .env("BERTH_HOST", "unix:///nonexistent")
+            .output()
+            .expect("berth")
+    };
+    let o = run(&["logout", "127.0.0.1:5000"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        stdout(&o),
+        "Removing login credentials for 127.0.0.1:5000\n"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&fs::read(&cfg).expect("read")).expect("json");
+    assert!(v["auths"].get("127.0.0.1:5000").is_none());
+    assert_eq!(
+        v["auths"]["other:1"]["auth"], "eDp5",
+        "other credentials kept"
+    );
+    assert_eq!(v["psFormat"], "x", "other settings kept");
+    let o = run(&["logout", "127.0.0.1:5000"]);
+    assert_eq!(stdout(&o), "Not logged in to 127.0.0.1:5000\n");
 }
 
 #[test]

@@ -584,7 +584,9 @@ pub fn load(args: &[String], g: &Globals) -> CmdResult {
             Box::new(std::io::stdin())
         }
     };
-    let q = [("quiet", if o.quiet { "1" } else { "0" }.to_string())];
+    // Like docker: progress only on a terminal; the daemon still reports "Loaded image" when quiet.
+    let quiet = o.quiet || !std::io::stdout().is_terminal();
+    let q = [("quiet", if quiet { "1" } else { "0" }.to_string())];
     let mut client = g.client()?;
     let resp = client.request(
         "POST",

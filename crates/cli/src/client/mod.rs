@@ -1,9 +1,11 @@
 //! The docker-compatible client: parses docker's verbs and flags and talks to berthd over the Engine API.
 //!
-//! Layout: `http` (blocking HTTP/1.1 over a unix socket, hijack for attach), `template` (Go templates for
-//! `--format`), `table` (docker's table/json/raw list output), `units` (go-units sizes and durations),
-//! `progress` (the JSON progress stream of pull/push/load), and one module per command family:
-//! `container`, `run`, `image`, `system`, `auth`.
+//! Layout: `http` (blocking HTTP/1.1 over a unix socket, hijack for attach), `template` and
+//! `template_funcs` (Go templates for `--format`), `table` (docker's table/json/raw list output), `units`
+//! (go-units sizes and durations), `progress` (the JSON progress stream of pull/push/load), and one module
+//! per command family: `container` (ps, start/stop/kill/rm, rename, wait, prune), `logs` (logs, inspect,
+//! stream demux), `run` + `runopts` (run/create), `image`, `system` (version, info, df, prune), `auth`
+//! (login/logout, `X-Registry-Auth`). No async runtime: `berth ps` is two round trips on a unix socket.
 
 mod auth;
 mod container;

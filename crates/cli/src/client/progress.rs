@@ -1,7 +1,6 @@
 //! Displays the JSON message stream of pull/push/load/import like docker's `jsonmessage`:
 //! per-layer progress bars (indicatif) on a terminal, one plain line per status otherwise.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -12,7 +11,10 @@ use super::CliError;
 /// Where progress goes and how.
 pub struct Display {
     to_stderr: bool,
-    bars: Option<(MultiProgress, HashMap<String, ProgressBar>)>,
+    /// On a terminal: one line (bar) per layer id, and one per id-less status, in arrival order, like docker's
+    /// cursor-addressed display.
+    bars: Option<(MultiProgress, Vec<(String, ProgressBar)>)>,
+    plain_lines: usize,
 }
 
 impl Display {
@@ -30,16 +32,16 @@ impl Display {
             } else {
                 ProgressDrawTarget::stdout()
             };
-            (MultiProgress::with_draw_target(target), HashMap::new())
+            (MultiProgress::with_draw_target(target), Vec::new())
         });
-        Display { to_stderr, bars }
+        Display {
+            to_stderr,
+            bars,
+            plain_lines: 0,
+        }
     }
 
-    fn line(&mut self, s: &str) {
-        if let Some((mp, _)) = &self.bars {
-            let _ = mp.println(s);
-            return;
-        }
+    fn write_line(&self, s: &str) {
         if self.to_stderr {
             let _ = writeln!(std::io::stderr().lock(), "{s}");
         } else {
@@ -47,6 +49,35 @@ impl Display {
             let _ = writeln!(o, "{s}");
             let _ = o.flush();
         }
+    }
+
+    /// Sets (creating it at the bottom if new) the terminal line for `key`.
+    fn set_bar(&mut self, key: &str, msg: String) -> Option<ProgressBar> {
+        let (mp, bars) = self.bars.as_mut()?;
+        if let Some((_, b)) = bars.iter().find(|(k, _)| k == key) {
+            b.set_message(msg);
+            return Some(b.clone());
+        }
+        let b = mp.add(ProgressBar::new_spinner());
+        b.set_style(
+            ProgressStyle::with_template("{msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        b.set_message(msg);
+        bars.push((key.to_string(), b.clone()));
+        Some(b)
+    }
+
+    fn line(&mut self, s: &str) {
+        if self.bars.is_some() {
+            self.plain_lines += 1;
+            let key = format!("\0line{}", self.plain_lines);
+            if let Some(b) = self.set_bar(&key, s.to_string()) {
+                b.finish();
+            }
+            return;
+        }
+        self.write_line(s);
     }
 
     /// Shows one message; returns its error text if it carries one.
@@ -64,31 +95,14 @@ impl Display {
         let status = m["status"].as_str().unwrap_or("");
         let id = m["id"].as_str().unwrap_or("");
         let progress = m["progress"].as_str().unwrap_or("");
-        if let Some((mp, bars)) = &mut self.bars {
+        if self.bars.is_some() {
             if !id.is_empty() {
-                let bar = bars.entry(id.to_string()).or_insert_with(|| {
-                    let b = mp.add(ProgressBar::new_spinner());
-                    b.set_style(
-                        ProgressStyle::with_template("{msg}")
-                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                    );
-                    b
-                });
-                bar.set_message(if progress.is_empty() {
+                let msg = if progress.is_empty() {
                     format!("{id}: {status}")
                 } else {
                     format!("{id}: {status} {progress}")
-                });
-                if matches!(
-                    status,
-                    "Pull complete"
-                        | "Already exists"
-                        | "Pushed"
-                        | "Layer already exists"
-                        | "Loading layer done"
-                ) {
-                    bar.finish();
-                }
+                };
+                self.set_bar(id, msg);
                 return None;
             }
         } else if !progress.is_empty()
@@ -110,14 +124,21 @@ impl Display {
         None
     }
 
-    /// Finishes all bars so the terminal is left tidy.
+    /// Replaces the live display with its final lines, so the terminal keeps docker's final picture and
+    /// whatever we print next starts on a fresh line.
     pub fn finish(&mut self) {
-        if let Some((_, bars)) = &mut self.bars {
-            for b in bars.values() {
-                if !b.is_finished() {
-                    b.finish();
-                }
-            }
+        let Some((mp, bars)) = self.bars.take() else {
+            return;
+        };
+        let lines: Vec<String> = bars.iter().map(|(_, b)| b.message()).collect();
+        // Clear once, then hide the target so finishing the bars does not redraw them one by one.
+        let _ = mp.clear();
+        mp.set_draw_target(ProgressDrawTarget::hidden());
+        for (_, b) in &bars {
+            b.finish_and_clear();
+        }
+        for l in lines {
+            self.write_line(&l);
         }
     }
 }
