@@ -48,8 +48,8 @@ struct Args {
     /// The `berth` binary used for monitors (default: next to berthd).
     #[arg(long)]
     berth_binary: Option<PathBuf>,
-    /// The runc-compatible runtime command monitors use (default: `runc` when installed, else
-    /// `<berth-binary> runtime`).
+    /// How monitors run containers: `builtin` (berth-runtime in-process, the default) or a runc-compatible
+    /// runtime command such as `runc` or `/usr/bin/berth runtime`.
     #[arg(long)]
     runtime: Option<String>,
 }
@@ -152,13 +152,23 @@ fn main() -> Result<()> {
             }
         }
     };
-    let runtime = args
-        .runtime
-        .clone()
-        .unwrap_or_else(|| match find_in_path("runc") {
-            Some(r) => r.display().to_string(),
-            None => format!("{} runtime", berth_binary.display()),
-        });
+    let runtime = match args.runtime.clone() {
+        None => "builtin".to_string(),
+        // A bare name is looked up in PATH (monitors run with a minimal environment).
+        Some(r) if !r.contains('/') && r != "builtin" => {
+            let mut words = r.split_whitespace();
+            let first = words.next().unwrap_or("runc");
+            let rest: Vec<&str> = words.collect();
+            let path = find_in_path(first)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| first.to_string());
+            std::iter::once(path.as_str())
+                .chain(rest)
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+        Some(r) => r,
+    };
     let cfg = EngineConfig {
         data_root: args.data_root.clone(),
         exec_root: args.exec_root.clone(),

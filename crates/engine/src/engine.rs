@@ -148,7 +148,8 @@ impl Engine {
         c.save(&self.cfg.data_root).map_err(internal)
     }
 
-    /// Updates a container in the table and on disk.
+    /// Updates a container in the table and on disk. The write happens under the table lock, so it cannot
+    /// race with a removal (which takes the container out of the table first).
     fn update(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
         let c = {
             let mut t = self.table();
@@ -156,9 +157,10 @@ impl Engine {
                 .get_mut(id)
                 .ok_or_else(|| EngineError::NoSuchContainer(id.to_string()))?;
             f(c);
-            c.clone()
+            let c = c.clone();
+            self.save(&c)?;
+            c
         };
-        self.save(&c)?;
         self.notify();
         Ok(c)
     }
@@ -480,7 +482,13 @@ impl Engine {
         write_json(&dir.join("config.json"), &spec).map_err(internal)?;
         let _ = fs::remove_file(MonitorStatus::path(&self.cfg.data_root, &c.id));
         let (monitor_pid, sync_r) = self.spawn_monitor(&c.id)?;
-        self.update(&c.id, |c| c.monitor_pid = monitor_pid)?;
+        self.update(&c.id, |c| {
+            c.monitor_pid = monitor_pid;
+            c.state.error.clear();
+            c.state.exit_code = 0;
+            c.state.oom_killed = false;
+            c.state.finished_at = ZERO_TIME.into();
+        })?;
         self.watch_monitor(c.id.clone(), monitor_pid);
         let reply = tokio::task::spawn_blocking(move || {
             let mut f = fs::File::from(sync_r);
@@ -495,25 +503,30 @@ impl Engine {
                 read_json(&MonitorStatus::path(&self.cfg.data_root, &c.id)).unwrap_or_default();
             // The monitor may already have finished (a very short-lived container); the exit watcher records
             // that, so only mark running when no exit is known yet.
-            self.update(&c.id, |c| {
-                if st.exit_code.is_none() && c.monitor_pid != 0 {
+            // The monitor may already have finished (a very short-lived container, maybe even auto-removed):
+            // the exit watcher recorded that, so only mark running when the monitor is still there.
+            let res = self.update(&c.id, |c| {
+                if st.exit_code.is_none() && c.monitor_pid == monitor_pid {
                     c.state.running = true;
                     c.state.status = "running".into();
                     c.state.pid = st.pid;
+                    c.state.started_at = st.started_at.clone();
                 }
-                c.state.started_at = st.started_at.clone();
-                c.state.error.clear();
-                c.state.exit_code = 0;
-                c.state.oom_killed = false;
-                c.state.finished_at = ZERO_TIME.into();
-            })?;
-            Ok(())
+            });
+            match res {
+                Ok(_) | Err(EngineError::NoSuchContainer(_)) => Ok(()),
+                Err(e) => Err(e),
+            }
         } else {
             let msg = reply
                 .trim()
                 .strip_prefix("error: ")
                 .unwrap_or("monitor exited before starting the container");
-            let msg = msg.to_string();
+            // Go spells errno texts in lower case, and the docker CLI matches them that way to pick its exit
+            // code (127 for a missing executable, 126 for a permission problem).
+            let msg = msg
+                .replace("No such file or directory", "no such file or directory")
+                .replace("Permission denied", "permission denied");
             let code = if msg.contains("not found") || msg.contains("no such file") {
                 127
             } else if msg.contains("permission denied") {
@@ -655,7 +668,17 @@ impl Engine {
             let _ = l.unmount();
         }
         if c.host_config["AutoRemove"].as_bool().unwrap_or(false) && !c.state.running {
-            let _ = self.remove_now(&c);
+            self.auto_remove(c.id.clone());
+        }
+    }
+
+    /// `--rm`: removes the container after its run (files that cannot be deleted are logged; the container is
+    /// gone from the API either way, so `wait?condition=removed` returns).
+    fn auto_remove(&self, id: String) {
+        if let Ok(c) = self.get(&id) {
+            if !c.state.running && c.monitor_pid == 0 {
+                let _ = self.remove_now(&c);
+            }
         }
     }
 
@@ -846,16 +869,10 @@ impl Engine {
     }
 
     fn remove_now(&self, c: &Container) -> Result<()> {
-        if let Ok(layer) = berth_storage::RwLayer::open(&self.cfg.data_root, &c.id) {
-            layer.remove().map_err(internal)?;
+        // Out of the table first: from then on no update can write into the directory we delete.
+        if self.table().remove(&c.id).is_none() {
+            return Err(EngineError::NoSuchContainer(c.id.clone()));
         }
-        let dir = Container::dir(&self.cfg.data_root, &c.id);
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(internal(format!("removing {}: {e}", dir.display()))),
-        }
-        self.table().remove(&c.id);
         {
             let mut t = self.tombstones.lock().unwrap_or_else(|p| p.into_inner());
             // Only waiters racing with the removal need these; keep the map small.
@@ -866,7 +883,22 @@ impl Engine {
             t.insert(c.id.clone(), (c.state.exit_code, err));
         }
         self.notify();
-        Ok(())
+        let mut result = Ok(());
+        if let Ok(layer) = berth_storage::RwLayer::open(&self.cfg.data_root, &c.id) {
+            if let Err(e) = layer.remove() {
+                result = Err(internal(e));
+            }
+        }
+        let dir = Container::dir(&self.cfg.data_root, &c.id);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => result = Err(internal(format!("removing {}: {e}", dir.display()))),
+        }
+        if let Err(e) = &result {
+            log::error!("removing container {}: {e}", c.id);
+        }
+        result
     }
 
     /// `POST /containers/{id}/rename`.

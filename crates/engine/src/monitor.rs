@@ -1,12 +1,12 @@
 //! The per-container monitor: a small single-threaded process, exec'd by berthd, that creates and starts one
 //! container, owns its stdio and logs, reaps it and records its exit status.
 //!
-//! `berth monitor --data-root D --exec-root E --id ID [--runtime BIN] [--sync-fd N]`
+//! `berth monitor --data-root D --exec-root E --id ID [--runtime builtin|CMD] [--sync-fd N]`
 //!
-//! Until `berth_runtime::create`/`start` land as a library, the container is created through a runc-compatible
-//! runtime CLI (`--runtime`, `runc` or `berth runtime`) in pass-through stdio mode: its stdout/stderr are pipes
-//! this process reads. The monitor is a child subreaper, so the container init becomes its child when the
-//! runtime's `create` exits, and the monitor reaps it directly.
+//! With `--runtime builtin` (the default) the container is created and started in-process through
+//! `berth_runtime::create`/`start`, so the monitor is the init's parent. With a command (`runc`, `berth runtime`)
+//! the runc-compatible CLI is used in pass-through stdio mode. Either way the container's stdout/stderr are pipes
+//! this process reads; it is a child subreaper, so a container init created by a CLI becomes its child too.
 //!
 //! Protocol with berthd: once the container runs (or failed to), the monitor writes `ok\n` or `error: MSG\n` to
 //! the sync fd and closes it; the exit is recorded in `monitor.json` (see [`MonitorStatus`]) before the monitor
@@ -91,7 +91,7 @@ fn parse(args: &[OsString]) -> Result<Opts, MonitorError> {
             .ok_or_else(|| MonitorError::Usage("--exec-root is required".into()))?,
         id,
         runtime: runtime
-            .unwrap_or_else(|| "runc".into())
+            .unwrap_or_else(|| "builtin".into())
             .split_whitespace()
             .map(String::from)
             .collect(),
@@ -108,6 +108,18 @@ pub fn main(args: &[OsString]) -> i32 {
             return 2;
         }
     };
+    if builtin(&opts) {
+        // CVE-2019-5736: the process that creates the container runs from a sealed memfd copy of our binary.
+        if let Err(e) = berth_runtime::ensure_sealed_exe() {
+            eprintln!("berth monitor: {e}");
+            return 1;
+        }
+    }
+    if let Some(fd) = opts.sync_fd {
+        // Keep the sync pipe out of the runtime's and the container's processes.
+        // SAFETY: F_SETFD on an fd number only changes its flags.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
     // SAFETY: the fd number comes from berthd, which passed this fd to us and nothing else in this process
     // owns it.
     let mut sync = opts.sync_fd.map(|fd| unsafe { File::from_raw_fd(fd) });
@@ -140,6 +152,110 @@ pub fn main(args: &[OsString]) -> i32 {
             let _ = write_json(&MonitorStatus::path(&opts.data_root, &opts.id), &st);
             1
         }
+    }
+}
+
+/// Whether the container runs through berth-runtime in this process rather than a runtime CLI.
+fn builtin(o: &Opts) -> bool {
+    o.runtime.first().is_none_or(|r| r == "builtin")
+}
+
+fn runtime_root(o: &Opts) -> PathBuf {
+    o.exec_root.join("runtime")
+}
+
+/// Forcibly deletes the runtime's container (its state and cgroup); absent is fine.
+fn rt_delete(o: &Opts) {
+    if builtin(o) {
+        let _ = berth_runtime::delete(&runtime_root(o), &o.id, true);
+    } else {
+        let _ = runtime_cmd(o)
+            .args(["delete", "--force", &o.id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Creates the container with `out_w`/`err_w` as its stdout/stderr; returns the init's pid, or a message
+/// (empty: look at what the runtime printed into the pipes).
+fn rt_create(o: &Opts, bundle: &Path, out_w: OwnedFd, err_w: OwnedFd) -> Result<i32, String> {
+    if builtin(o) {
+        // berth_runtime::create gives the init our stdio: point fds 1 and 2 at the pipes for the call, then
+        // back, so that only the container holds the write ends afterwards.
+        let saved: Vec<Option<OwnedFd>> = [1, 2]
+            .iter()
+            .map(|fd| {
+                // SAFETY: F_DUPFD_CLOEXEC returns a new fd or -1; we own the result.
+                let n = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 10) };
+                // SAFETY: n is a fresh fd nothing else owns.
+                (n >= 0).then(|| unsafe { OwnedFd::from_raw_fd(n) })
+            })
+            .collect();
+        let _ = nix::unistd::dup2(out_w.as_raw_fd(), 1);
+        let _ = nix::unistd::dup2(err_w.as_raw_fd(), 2);
+        drop((out_w, err_w));
+        let res = berth_runtime::create(&berth_runtime::CreateOptions {
+            root: runtime_root(o),
+            id: o.id.clone(),
+            bundle: bundle.to_path_buf(),
+            pid_file: Some(bundle.join("init.pid")),
+            console_socket: None,
+            preserve_fds: 0,
+            no_pivot: false,
+        });
+        for (fd, s) in [1, 2].into_iter().zip(saved) {
+            match s {
+                Some(s) => {
+                    let _ = nix::unistd::dup2(s.as_raw_fd(), fd);
+                }
+                None => {
+                    let _ = nix::unistd::close(fd);
+                }
+            }
+        }
+        return res.map(|st| st.pid).map_err(|e| e.to_string());
+    }
+    let pid_file = bundle.join("init.pid");
+    let _ = fs::remove_file(&pid_file);
+    let status = {
+        let mut cmd = runtime_cmd(o);
+        cmd.arg("create")
+            .arg("--bundle")
+            .arg(bundle)
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg(&o.id);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(out_w))
+            .stderr(Stdio::from(err_w));
+        cmd.status()
+            .map_err(|e| format!("running {}: {e}", o.runtime[0]))?
+        // cmd (and with it our copies of the pipes' write ends) is dropped here: only the container keeps them.
+    };
+    if !status.success() {
+        return Err(String::new());
+    }
+    fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| "runtime wrote no pid file".to_string())
+}
+
+/// Releases the created container into its process.
+fn rt_start(o: &Opts) -> Result<(), String> {
+    if builtin(o) {
+        return berth_runtime::start(&runtime_root(o), &o.id).map_err(|e| e.to_string());
+    }
+    let out = runtime_cmd(o)
+        .args(["start", &o.id])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running {}: {e}", o.runtime[0]))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(runtime_message(&String::from_utf8_lossy(&out.stderr)))
     }
 }
 
@@ -240,54 +356,35 @@ fn run(o: &Opts, sync: &mut Option<File>) -> Result<(), MonitorError> {
         .map_err(|e| MonitorError::Sys("pipe", e))?;
     let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| MonitorError::Sys("pipe", e))?;
-    let pid_file = dir.join("init.pid");
-    let _ = fs::remove_file(&pid_file);
     // Stale runtime state from a crashed earlier run would make create fail with "already exists".
-    let _ = runtime_cmd(o)
-        .args(["delete", "--force", &o.id])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    let status = {
-        let mut cmd = runtime_cmd(o);
-        cmd.arg("create")
-            .arg("--bundle")
-            .arg(&dir)
-            .arg("--pid-file")
-            .arg(&pid_file)
-            .arg(&o.id);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(out_w))
-            .stderr(Stdio::from(err_w));
-        cmd.status()
-            .map_err(|e| MonitorError::Io(format!("running {}", o.runtime[0]), e))?
-        // cmd (and with it our copies of the pipes' write ends) is dropped here: only the container keeps them.
+    rt_delete(o);
+    let pid = match rt_create(o, &dir, out_w, err_w) {
+        Ok(pid) => pid,
+        Err(msg) => {
+            let mut raw = Vec::new();
+            set_nonblocking(&err_r);
+            set_nonblocking(&out_r);
+            read_nonblocking(&err_r, &mut raw);
+            read_nonblocking(&out_r, &mut raw);
+            rt_delete(o);
+            let _ = layer.unmount();
+            let msg = if msg.is_empty() {
+                runtime_message(&String::from_utf8_lossy(&raw))
+            } else {
+                msg
+            };
+            return Err(MonitorError::Start(format!(
+                "OCI runtime create failed: {msg}"
+            )));
+        }
     };
     set_nonblocking(&out_r);
     set_nonblocking(&err_r);
-    if !status.success() {
-        let mut raw = Vec::new();
-        read_nonblocking(&err_r, &mut raw);
-        read_nonblocking(&out_r, &mut raw);
+    if let Err(msg) = rt_start(o) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = wait_for(pid, true);
+        rt_delete(o);
         let _ = layer.unmount();
-        let msg = runtime_message(&String::from_utf8_lossy(&raw));
-        return Err(MonitorError::Start(format!(
-            "OCI runtime create failed: {msg}"
-        )));
-    }
-    let pid: i32 = fs::read_to_string(&pid_file)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| MonitorError::Start("runtime wrote no pid file".into()))?;
-    let out = runtime_cmd(o)
-        .args(["start", &o.id])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| MonitorError::Io(format!("running {}", o.runtime[0]), e))?;
-    if !out.status.success() {
-        let _ = runtime_cmd(o).args(["delete", "--force", &o.id]).status();
-        let _ = layer.unmount();
-        let msg = runtime_message(&String::from_utf8_lossy(&out.stderr));
         return Err(MonitorError::Start(format!(
             "OCI runtime start failed: {msg}"
         )));
@@ -306,11 +403,7 @@ fn run(o: &Opts, sync: &mut Option<File>) -> Result<(), MonitorError> {
     let exit_code = pump(pid, &out_r, &err_r, &mut writer);
     let _ = writer.flush_partial();
     let oom = oom_killed(&o.id);
-    let _ = runtime_cmd(o)
-        .args(["delete", "--force", &o.id])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    rt_delete(o);
     if let Err(e) = layer.unmount() {
         eprintln!("{} unmount rootfs: {e}", now_rfc3339());
     }

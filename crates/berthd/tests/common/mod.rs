@@ -169,8 +169,10 @@ impl Daemon {
         c.wait().unwrap()
     }
 
+    /// Runs the docker CLI (under `timeout`, so a hang fails the test instead of blocking the suite).
     pub fn docker(&self, args: &[&str]) -> Output {
-        Command::new(DOCKER)
+        Command::new("timeout")
+            .args(["300", DOCKER])
             .args(args)
             .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
             .env("DOCKER_CONFIG", &self.docker_config)
