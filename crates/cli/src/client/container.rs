@@ -180,6 +180,10 @@ pub fn ps(args: &[String], g: &Globals) -> CmdResult {
     if limit > 0 {
         q.push(("limit", limit.to_string()));
     }
+    if !o.format.is_empty() && !o.quiet {
+        // Like docker, the template is tried before listing, so a bad one fails even with no containers.
+        table::render(&o.format, PS_FORMAT, &ps_header(), &[ps_row(&json!({}), true)])?;
+    }
     let size = o.size || o.format.contains(".Size");
     if size {
         q.push(("size", "1".into()));
@@ -207,22 +211,31 @@ pub fn ps(args: &[String], g: &Globals) -> CmdResult {
 }
 
 /// Runs `f` for each name, printing the name on success and docker's error on failure; exit 1 if any failed.
-fn each(
+fn each(names: &[String], f: impl FnMut(&str) -> Result<Option<String>, CliError>) -> CmdResult {
+    each_or(names, None, f)
+}
+
+/// [`each`], then docker's summary line (`Error: failed to start containers: a, b`) when some failed.
+fn each_or(
     names: &[String],
+    summary: Option<&str>,
     mut f: impl FnMut(&str) -> Result<Option<String>, CliError>,
 ) -> CmdResult {
-    let mut failed = false;
+    let mut failed = Vec::new();
     for n in names {
         match f(n) {
             Ok(Some(line)) => out(&format!("{line}\n"))?,
             Ok(None) => {}
             Err(e) => {
-                failed = true;
+                failed.push(n.as_str());
                 eprintln!("{e}");
             }
         }
     }
-    Ok(i32::from(failed))
+    if let (Some(s), false) = (summary, failed.is_empty()) {
+        eprintln!("Error: {s}: {}", failed.join(", "));
+    }
+    Ok(i32::from(!failed.is_empty()))
 }
 
 #[derive(Parser)]
@@ -257,7 +270,7 @@ pub fn start(args: &[String], g: &Globals) -> CmdResult {
         }
         return super::run::start_attached(&mut client, &o.containers[0], o.interactive);
     }
-    each(&o.containers, |c| {
+    each_or(&o.containers, Some("failed to start containers"), |c| {
         client.request(
             "POST",
             &format!("/containers/{}/start", encode(c)),
@@ -411,12 +424,16 @@ pub fn rename(args: &[String], g: &Globals) -> CmdResult {
     let o: RenameOpts = parse("rename", "berth rename CONTAINER NEW_NAME", args)?;
     let mut client = g.client()?;
     let q = [("name", o.new_name.trim_start_matches('/').to_string())];
-    client.request(
-        "POST",
-        &with_query(&format!("/containers/{}/rename", encode(&o.container)), &q),
-        &[],
-        super::http::Body::None,
-    )?;
+    let path = with_query(&format!("/containers/{}/rename", encode(&o.container)), &q);
+    if let Err(e) = client.request("POST", &path, &[], super::http::Body::None) {
+        return Err(CliError::Exit {
+            code: 1,
+            msg: Some(format!(
+                "{e}\nError: failed to rename container named {}",
+                o.container
+            )),
+        });
+    }
     Ok(0)
 }
 

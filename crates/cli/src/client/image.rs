@@ -572,9 +572,9 @@ struct LoadOpts {
 pub fn load(args: &[String], g: &Globals) -> CmdResult {
     let o: LoadOpts = parse("load", "berth load [OPTIONS]", args)?;
     let mut input: Box<dyn Read> = match &o.input {
-        Some(p) => {
-            Box::new(std::fs::File::open(p).map_err(|e| CliError::Msg(format!("open {p}: {e}")))?)
-        }
+        Some(p) => Box::new(
+            std::fs::File::open(p).map_err(|e| CliError::Msg(super::go_io("open", p, &e)))?,
+        ),
         None => {
             if std::io::stdin().is_terminal() {
                 return Err(CliError::Msg(
@@ -666,7 +666,7 @@ pub fn import(args: &[String], g: &Globals) -> CmdResult {
         } else {
             Box::new(
                 std::fs::File::open(&o.source)
-                    .map_err(|e| CliError::Msg(format!("open {}: {e}", o.source)))?,
+                    .map_err(|e| CliError::Msg(super::go_io("open", &o.source, &e)))?,
             )
         };
         client.request(

@@ -279,7 +279,7 @@ fn inspect_one(
             }) => {
                 if types.len() == 1 {
                     return Err(CliError::Msg(format!(
-                        "Error: {}",
+                        "Error response from daemon: {}",
                         message_or(message, t, name)
                     )));
                 }
@@ -320,7 +320,7 @@ pub fn inspect(args: &[String], g: &Globals, typ: Option<&str>) -> CmdResult {
             let mut s = String::new();
             for raw in &found {
                 let v: Value = serde_json::from_slice(raw).map_err(HttpError::from)?;
-                s.push_str(&table::render_one(f, &v)?);
+                s.push_str(&table::render_one(f, &v, false)?);
             }
             out(&s)?;
         }

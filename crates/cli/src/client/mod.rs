@@ -215,6 +215,18 @@ pub fn parse<T: CommandFactory + FromArgMatches>(
     })
 }
 
+/// An I/O error worded like Go's (`open x: no such file or directory`), without Rust's `(os error N)`.
+pub fn go_io(op: &str, path: &str, e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut c = text.chars();
+    let text = match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect::<String>(),
+        None => String::new(),
+    };
+    format!("{op} {path}: {text}")
+}
+
 /// Reads `y`/`N` from stdin after printing `prompt` (docker's confirmation for prune).
 pub fn confirm(prompt: &str) -> bool {
     eprint!("{prompt} [y/N] ");

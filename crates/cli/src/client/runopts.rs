@@ -317,7 +317,7 @@ fn env_entry(e: &str) -> Option<String> {
 fn read_lines_file(path: &str) -> Result<Vec<String>, CliError> {
     let text = std::fs::read_to_string(path).map_err(|e| CliError::Exit {
         code: 125,
-        msg: Some(format!("berth: open {path}: {e}")),
+        msg: Some(format!("berth: {}", crate::client::go_io("open", path, &e))),
     })?;
     Ok(text
         .lines()

@@ -128,7 +128,7 @@ pub fn version(args: &[String], g: &Globals) -> CmdResult {
         .unwrap_or_else(|_| CLIENT_API_VERSION.to_string());
     let v = json!({"Client": client_info(&api), "Server": server});
     match o.format.as_deref() {
-        Some(f) if !f.is_empty() => out(&table::render_one(f, &v)?)?,
+        Some(f) if !f.is_empty() => out(&table::render_one(f, &v, true)?)?,
         _ => out(&version_text(&v))?,
     }
     match err {
@@ -288,7 +288,7 @@ pub fn info(args: &[String], g: &Globals) -> CmdResult {
     if let Some(f) = o.format.as_deref().filter(|f| !f.is_empty()) {
         let api = client.api_version().unwrap_or_default();
         i["ClientInfo"] = json!({"Debug": false, "Context": "default", "Version": env!("CARGO_PKG_VERSION"), "Plugins": [], "Warnings": null, "ApiVersion": api});
-        out(&table::render_one(f, &i)?)?;
+        out(&table::render_one(f, &i, true)?)?;
         return Ok(0);
     }
     out(&info_text(&i))?;
@@ -618,11 +618,11 @@ mod tests {
         );
         assert!(t.contains("\nServer:\n Engine:\n  Version:          0.1.0\n  API version:      1.47 (minimum version 1.24)\n"), "{t}");
         assert_eq!(
-            table::render_one("{{.Server.Version}}", &v).expect("fmt"),
+            table::render_one("{{.Server.Version}}", &v, true).expect("fmt"),
             "0.1.0\n"
         );
         assert_eq!(
-            table::render_one("{{.Client.APIVersion}}", &v).expect("fmt"),
+            table::render_one("{{.Client.APIVersion}}", &v, true).expect("fmt"),
             "1.47\n"
         );
     }

@@ -50,7 +50,7 @@ pub fn render(
         let mut text = tmpl.render_header(header)?;
         text.push('\n');
         for r in rows {
-            text.push_str(&tmpl.render(r)?);
+            text.push_str(&tmpl.render_strict(r)?);
             text.push('\n');
         }
         return Ok(tabulate(&text));
@@ -58,20 +58,26 @@ pub fn render(
     let tmpl = Template::parse(&unescape(format))?;
     let mut out = String::new();
     for r in rows {
-        out.push_str(&tmpl.render(r)?);
+        out.push_str(&tmpl.render_strict(r)?);
         out.push('\n');
     }
     Ok(out)
 }
 
 /// Renders one value with a template (inspect -f, info/version --format); `json` means `{{json .}}`.
-pub fn render_one(format: &str, v: &Value) -> Result<String, TemplateError> {
+/// `strict`: unknown fields are errors (info, version), else `<no value>` (inspect).
+pub fn render_one(format: &str, v: &Value, strict: bool) -> Result<String, TemplateError> {
     let format = if format == "json" {
         "{{json .}}"
     } else {
         format
     };
-    let mut s = Template::parse(&unescape(format))?.render(v)?;
+    let t = Template::parse(&unescape(format))?;
+    let mut s = if strict {
+        t.render_strict(v)?
+    } else {
+        t.render(v)?
+    };
     s.push('\n');
     Ok(s)
 }
@@ -119,6 +125,6 @@ mod tests {
             render("json", "", &header, &rows[..1]).expect("json"),
             "{\"ID\":\"abc\",\"Names\":\"x\"}\n"
         );
-        assert_eq!(render_one("{{.ID}}", &rows[0]).expect("one"), "abc\n");
+        assert_eq!(render_one("{{.ID}}", &rows[0], true).expect("one"), "abc\n");
     }
 }

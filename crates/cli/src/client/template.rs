@@ -15,9 +15,9 @@ use super::template_funcs::{call, truthy};
 /// Template parse and execution errors (messages follow Go's `template:` style).
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("template parsing error: {0}")]
+    #[error("failed to parse template: template: :1: {0}")]
     Parse(String),
-    #[error("template: {0}")]
+    #[error("failed to execute template: template: :1: {0}")]
     Exec(String),
 }
 
@@ -422,11 +422,23 @@ impl Template {
         Ok(Template { nodes })
     }
 
-    /// Renders the template with `dot` as `.`.
+    /// Renders the template with `dot` as `.`; a missing field prints `<no value>` (docker's map fallback,
+    /// as in `inspect -f`).
     pub fn render(&self, dot: &Value) -> Res<String> {
+        self.exec(dot, false, false)
+    }
+
+    /// Renders like docker's typed formatter contexts (`ps`, `images`, `info`): a field the object does not
+    /// have is an error ("can't evaluate field").
+    pub fn render_strict(&self, dot: &Value) -> Res<String> {
+        self.exec(dot, false, true)
+    }
+
+    fn exec(&self, dot: &Value, header: bool, strict: bool) -> Res<String> {
         let mut ex = Exec {
             vars: vec![("".into(), dot.clone())],
-            header: false,
+            header,
+            strict,
             out: String::new(),
         };
         ex.nodes(&self.nodes, dot)?;
@@ -436,19 +448,14 @@ impl Template {
     /// Renders a table header: `dot` maps field names to header strings; docker's header functions are
     /// identities there and missing fields print nothing.
     pub fn render_header(&self, dot: &Value) -> Res<String> {
-        let mut ex = Exec {
-            vars: vec![("".into(), dot.clone())],
-            header: true,
-            out: String::new(),
-        };
-        ex.nodes(&self.nodes, dot)?;
-        Ok(ex.out)
+        self.exec(dot, true, false)
     }
 }
 
 struct Exec {
     vars: Vec<(String, Value)>,
     header: bool,
+    strict: bool,
     out: String,
 }
 
@@ -594,7 +601,18 @@ impl Exec {
 
     fn arg(&mut self, a: &Arg, dot: &Value) -> Res<Value> {
         Ok(match a {
-            Arg::Dot(chain) => field(dot, chain, self.header),
+            Arg::Dot(chain) => {
+                if let (true, false, Some(first), Value::Object(o)) =
+                    (self.strict, self.header, chain.first(), dot)
+                {
+                    if !o.keys().any(|k| k.eq_ignore_ascii_case(first)) {
+                        return Err(TemplateError::Exec(format!(
+                            "executing \"\" at <.{first}>: can't evaluate field {first}"
+                        )));
+                    }
+                }
+                field(dot, chain, self.header)
+            }
             Arg::Var(name, chain) => {
                 let v = self
                     .vars
@@ -734,6 +752,17 @@ mod tests {
         let v = json!({"A": {"B": "x"}, "N": 5});
         assert_eq!(r("{{(index . \"A\").B}}", v.clone()), "x");
         assert_eq!(r("{{printf \"%-4s|%d\" .A.B .N}}", v), "x   |5");
+    }
+
+    #[test]
+    fn strict_mode_rejects_unknown_fields() {
+        let t = Template::parse("{{.ID}} {{.Bogus}}").expect("parse");
+        let e = t.render_strict(&json!({"ID": "x"})).expect_err("strict");
+        assert!(e.to_string().contains("can't evaluate field Bogus"), "{e}");
+        assert_eq!(
+            t.render(&json!({"ID": "x"})).expect("lenient"),
+            "x <no value>"
+        );
     }
 
     #[test]
