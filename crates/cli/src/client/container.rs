@@ -182,7 +182,12 @@ pub fn ps(args: &[String], g: &Globals) -> CmdResult {
     }
     if !o.format.is_empty() && !o.quiet {
         // Like docker, the template is tried before listing, so a bad one fails even with no containers.
-        table::render(&o.format, PS_FORMAT, &ps_header(), &[ps_row(&json!({}), true)])?;
+        table::render(
+            &o.format,
+            PS_FORMAT,
+            &ps_header(),
+            &[ps_row(&json!({}), true)],
+        )?;
     }
     let size = o.size || o.format.contains(".Size");
     if size {

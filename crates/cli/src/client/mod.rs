@@ -9,6 +9,7 @@
 
 mod auth;
 mod container;
+mod exec;
 mod http;
 mod image;
 mod logs;
@@ -289,6 +290,7 @@ Management Commands:
 
 Commands:
   create      Create a new container
+  exec        Execute a command in a running container
   history     Show the history of an image
   import      Import the contents from a tarball to create a filesystem image
   inspect     Return low-level information on Berth objects
@@ -322,6 +324,7 @@ fn management_help(group: &str) -> String {
             "Manage containers",
             &[
                 ("create", "Create a new container"),
+                ("exec", "Execute a command in a running container"),
                 (
                     "inspect",
                     "Display detailed information on one or more containers",
@@ -405,6 +408,7 @@ fn canonical(group: &str, sub: &str) -> Option<&'static str> {
         ("container", "logs") => "logs",
         ("container", "rename") => "rename",
         ("container", "wait") => "wait",
+        ("container", "exec") => "exec",
         ("image", "ls" | "list") => "images",
         ("image", "rm" | "remove") => "rmi",
         ("image", "inspect") => "image-inspect",
@@ -440,6 +444,7 @@ fn dispatch(verb: &str, args: &[String], g: &Globals) -> CmdResult {
         "run" => run::run(args, g),
         "create" => run::create(args, g),
         "ps" => container::ps(args, g),
+        "exec" => exec::exec(args, g),
         "start" => container::start(args, g),
         "stop" => container::stop(args, g),
         "restart" => container::restart(args, g),

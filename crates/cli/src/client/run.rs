@@ -106,10 +106,11 @@ pub fn create(args: &[String], g: &Globals) -> CmdResult {
 }
 
 /// Puts the terminal in raw mode for `-it`, restoring it on drop.
-struct RawTerminal(Option<nix::sys::termios::Termios>);
+pub struct RawTerminal(Option<nix::sys::termios::Termios>);
 
 impl RawTerminal {
-    fn enable() -> RawTerminal {
+    /// Raw mode on stdin (a no-op when it is not a terminal).
+    pub fn enable() -> RawTerminal {
         use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
         let stdin = std::io::stdin();
         let Ok(orig) = tcgetattr(&stdin) else {
@@ -149,7 +150,7 @@ fn terminal_size() -> Option<(u16, u16)> {
 }
 
 /// Streams an attached container: copies stdin in a thread (if asked), output here until the daemon closes.
-fn stream(
+pub fn stream(
     mut reader: impl Read,
     writer: UnixStream,
     tty: bool,
