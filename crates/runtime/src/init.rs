@@ -137,9 +137,8 @@ fn setup(a: &InitArgs) -> Result<String, String> {
             r => break r.map_err(|e| format!("open exec fifo for writing: {e}"))?,
         }
     };
-    let _ = nix::unistd::write(unsafe_borrow(w), b"0");
-    let _ = nix::unistd::close(w);
-    let _ = nix::unistd::close(fifo);
+    // startContainer hooks run before we tell `start`, and the fifo stays open (close-on-exec) so `start` sees
+    // EOF only once execve succeeded: poststart hooks then really run after the process started.
     if let Some(h) = hooks.and_then(|h| h.start_container().as_ref()) {
         let mut st = a.hook_state.clone();
         st["status"] = serde_json::json!("running");
@@ -147,6 +146,8 @@ fn setup(a: &InitArgs) -> Result<String, String> {
             return Ok(e.to_string());
         }
     }
+    let _ = nix::unistd::write(unsafe_borrow(w), b"0");
+    let _ = nix::unistd::close(fifo);
     Ok(process::exec(&prepared).to_string())
 }
 

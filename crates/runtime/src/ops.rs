@@ -43,30 +43,32 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     .map_err(|e| RuntimeError::sys("open exec fifo", e))?;
     // SAFETY: fd was just opened and is owned here.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // The init writes one byte once released, and its end of the fifo closes at execve (close-on-exec): wait
+    // for both, so that poststart hooks run after the container process really started.
+    let died = || RuntimeError::Child(format!("container {id} init exited before start"));
     let mut buf = [0u8; 1];
+    let mut released = false;
     loop {
         let mut pfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut pfd, PollTimeout::from(100u16)) {
             Ok(n) if n > 0 => {
                 match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut buf) {
-                    Ok(1) => break,
-                    Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {}
+                    Ok(1) => released = true,
+                    Ok(_) if released => break,
                     // The writer went away without writing: the init died.
-                    _ if !st.init_alive() => {
-                        return Err(RuntimeError::Child(format!(
-                            "container {id} init exited before start"
-                        )))
-                    }
-                    _ => {}
+                    Ok(_) => return Err(died()),
+                    Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {}
+                    Err(e) => return Err(RuntimeError::sys("read exec fifo", e)),
                 }
             }
             Err(nix::Error::EINTR) | Ok(_) => {}
             Err(e) => return Err(RuntimeError::sys("poll exec fifo", e)),
         }
         if !st.init_alive() {
-            return Err(RuntimeError::Child(format!(
-                "container {id} init exited before start"
-            )));
+            if released {
+                break;
+            }
+            return Err(died());
         }
     }
     let _ = std::fs::remove_file(&fifo);

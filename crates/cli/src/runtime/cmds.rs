@@ -311,7 +311,7 @@ fn list(g: &Globals, p: &super::args::Parsed) -> Result<i32> {
         writeln!(out, "{}", serde_json::to_string(&v)?)?;
         return Ok(0);
     }
-    let mut tw = tabwriter::TabWriter::new(out).padding(6).minwidth(12);
+    let mut tw = tabwriter::TabWriter::new(out).padding(3).minwidth(12);
     writeln!(tw, "ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER")?;
     for c in &all {
         let s = c.oci_state();
