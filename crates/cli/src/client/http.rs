@@ -64,6 +64,15 @@ impl Pending {
     pub fn response(self) -> Result<Response, HttpError> {
         Client::finish(self.stream, &self.method)?.check()
     }
+
+    /// Whether the daemon has started answering within `timeout_ms` (dockerd and berthd send `wait`'s
+    /// headers as soon as the waiter is registered, long before its body).
+    pub fn answered_within(&self, timeout_ms: u16) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let mut fds = [PollFd::new(self.stream.as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, PollTimeout::from(timeout_ms)), Ok(n) if n > 0)
+    }
 }
 
 /// A response whose body is read as a stream.

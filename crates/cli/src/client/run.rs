@@ -264,7 +264,14 @@ fn attach_start_wait(
             &[("condition", condition.to_string())],
         ),
     )?;
-    let waiter = std::thread::spawn(move || pending.response().and_then(|r| r.json()));
+    // Start only once the daemon has registered the waiter (its headers arrive at once), so a container that
+    // exits immediately cannot be missed; a daemon that answers only at exit still works, unordered.
+    let waiter = if pending.answered_within(5000) {
+        let resp = pending.response()?;
+        std::thread::spawn(move || resp.json())
+    } else {
+        std::thread::spawn(move || pending.response().and_then(|r| r.json()))
+    };
     if start {
         client.request(
             "POST",
