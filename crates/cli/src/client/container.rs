@@ -22,28 +22,73 @@ pub fn ps_header() -> Value {
     })
 }
 
-/// docker's `DisplayablePorts`: `0.0.0.0:8080->80/tcp, 443/tcp`.
+/// docker's `DisplayablePorts`: sorted, consecutive unpublished (or same-number) ports grouped into ranges,
+/// then host mappings: `80-81/tcp, 0.0.0.0:8080->80/tcp`.
 pub fn display_ports(ports: &Value) -> String {
-    let mut out: Vec<String> = Vec::new();
-    for p in ports.as_array().into_iter().flatten() {
-        let private = p["PrivatePort"].as_u64().unwrap_or(0);
-        let typ = p["Type"].as_str().unwrap_or("tcp");
-        let s = match (p["IP"].as_str(), p["PublicPort"].as_u64()) {
-            (Some(ip), Some(public)) if public != 0 => {
-                let host = if ip.contains(':') {
-                    format!("[{ip}]")
+    struct P {
+        ip: String,
+        private: u64,
+        public: u64,
+        typ: String,
+    }
+    let mut list: Vec<P> = ports
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| P {
+            ip: p["IP"].as_str().unwrap_or("").to_string(),
+            private: p["PrivatePort"].as_u64().unwrap_or(0),
+            public: p["PublicPort"].as_u64().unwrap_or(0),
+            typ: p["Type"].as_str().unwrap_or("tcp").to_string(),
+        })
+        .collect();
+    list.sort_by(|a, b| {
+        (a.private, &a.ip, a.public, &a.typ).cmp(&(b.private, &b.ip, b.public, &b.typ))
+    });
+    let form = |key: &str, first: u64, last: u64| {
+        // Keys are "type" or "ip/type"; an IPv6 ip has no '/', so the split is unambiguous.
+        let (ip, typ) = key.rsplit_once('/').map_or(("", key), |(i, t)| (i, t));
+        let mut g = first.to_string();
+        if first != last {
+            g = format!("{g}-{last}");
+        }
+        if !ip.is_empty() {
+            g = format!("{ip}:{g}->{g}");
+        }
+        format!("{g}/{typ}")
+    };
+    let mut groups: Vec<(String, u64, u64)> = Vec::new();
+    let mut result = Vec::new();
+    let mut host_mappings = Vec::new();
+    for p in &list {
+        let mut key = p.typ.clone();
+        if !p.ip.is_empty() {
+            if p.public != p.private {
+                let host = if p.ip.contains(':') {
+                    format!("[{}]", p.ip)
                 } else {
-                    ip.to_string()
+                    p.ip.clone()
                 };
-                format!("{host}:{public}->{private}/{typ}")
+                host_mappings.push(format!("{host}:{}->{}/{}", p.public, p.private, p.typ));
+                continue;
             }
-            _ => format!("{private}/{typ}"),
-        };
-        if !out.contains(&s) {
-            out.push(s);
+            key = format!("{}/{}", p.ip, p.typ);
+        }
+        match groups.iter_mut().find(|(k, _, _)| *k == key) {
+            None => groups.push((key, p.private, p.private)),
+            Some(g) if p.private == g.2 + 1 => g.2 = p.private,
+            Some(g) => {
+                result.push(form(&g.0, g.1, g.2));
+                g.1 = p.private;
+                g.2 = p.private;
+            }
         }
     }
-    out.join(", ")
+    for (k, first, last) in &groups {
+        result.push(form(k, *first, *last));
+    }
+    result.extend(host_mappings);
+    result.join(", ")
 }
 
 fn go_time(unix: i64) -> String {
@@ -535,7 +580,7 @@ mod tests {
         assert_eq!(r["ID"], "0123456789ab");
         assert_eq!(r["Command"], "\"/bin/sh -c 'sleep 1…\"");
         assert_eq!(r["Names"], "hopeful_turing");
-        assert_eq!(r["Ports"], "0.0.0.0:8080->80/tcp, 443/tcp");
+        assert_eq!(r["Ports"], "443/tcp, 0.0.0.0:8080->80/tcp");
         assert_eq!(r["Labels"], "a=1,b=2");
         assert_eq!(r["Size"], "12B (virtual 13.3kB)");
         assert_eq!(r["CreatedAt"], "1970-01-01 00:00:00 +0000 UTC");
@@ -549,6 +594,20 @@ mod tests {
             .next()
             .expect("row")
             .starts_with("0123456789ab   hello-world   \"/bin/sh -c 'sleep 1…\"   "));
+    }
+
+    #[test]
+    fn ports_group_like_docker() {
+        let p = json!([
+            {"PrivatePort": 81, "Type": "tcp"}, {"PrivatePort": 80, "Type": "tcp"}, {"PrivatePort": 53, "Type": "udp"},
+            {"IP": "0.0.0.0", "PrivatePort": 9000, "PublicPort": 9000, "Type": "tcp"},
+            {"IP": "::", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
+        ]);
+        assert_eq!(
+            display_ports(&p),
+            "53/udp, 80-81/tcp, 0.0.0.0:9000->9000/tcp, [::]:8080->80/tcp"
+        );
+        assert_eq!(display_ports(&json!([])), "");
     }
 
     #[test]
