@@ -263,6 +263,15 @@ pub(crate) fn finish(spec: &Spec, in_userns: bool) -> Result<(), RootfsError> {
         cgroup: None,
     };
     let linux = spec.linux().as_ref();
+    // Sysctls first: docker's specs list /proc/sys among the read-only paths.
+    for (k, v) in linux.and_then(|l| l.sysctl().clone()).unwrap_or_default() {
+        let path = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
+        std::fs::write(&path, v.as_bytes()).map_err(|e| RootfsError::Sys {
+            what: "write sysctl",
+            path,
+            source: io_errno(&e),
+        })?;
+    }
     for p in linux
         .and_then(|l| l.readonly_paths().clone())
         .unwrap_or_default()
@@ -293,14 +302,6 @@ pub(crate) fn finish(spec: &Spec, in_userns: bool) -> Result<(), RootfsError> {
         .unwrap_or(false)
     {
         remount(&ctx, Path::new("/"), MsFlags::MS_RDONLY)?;
-    }
-    for (k, v) in linux.and_then(|l| l.sysctl().clone()).unwrap_or_default() {
-        let path = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
-        std::fs::write(&path, v.as_bytes()).map_err(|e| RootfsError::Sys {
-            what: "write sysctl",
-            path,
-            source: io_errno(&e),
-        })?;
     }
     Ok(())
 }
