@@ -194,6 +194,10 @@ pub fn info_text(i: &Value) -> String {
             t.push_str(&format!("  {label}: {}\n", list.join(" ")));
         }
     }
+    t.push_str(&format!(
+        " Swarm: {}\n",
+        i["Swarm"]["LocalNodeState"].as_str().unwrap_or("inactive")
+    ));
     if let Some(rt) = i["Runtimes"].as_object() {
         let mut names: Vec<&String> = rt.keys().collect();
         names.sort();
@@ -208,6 +212,16 @@ pub fn info_text(i: &Value) -> String {
     }
     if !s("DefaultRuntime").is_empty() {
         t.push_str(&format!(" Default Runtime: {}\n", s("DefaultRuntime")));
+    }
+    if s("OSType") == "linux" {
+        let id = |k: &str| i[k]["ID"].as_str().unwrap_or("").to_string();
+        t.push_str(&format!(
+            " Init Binary: {}\n containerd version: {}\n runc version: {}\n init version: {}\n",
+            s("InitBinary"),
+            id("ContainerdCommit"),
+            id("RuncCommit"),
+            id("InitCommit")
+        ));
     }
     let sec: Vec<String> = i["SecurityOptions"]
         .as_array()
@@ -246,6 +260,15 @@ pub fn info_text(i: &Value) -> String {
         s("DockerRootDir"),
         i["Debug"].as_bool().unwrap_or(false)
     ));
+    if i["Debug"].as_bool().unwrap_or(false) {
+        t.push_str(&format!(
+            "  File Descriptors: {}\n  Goroutines: {}\n  System Time: {}\n  EventsListeners: {}\n",
+            s("NFd"),
+            s("NGoroutines"),
+            s("SystemTime"),
+            s("NEventsListener")
+        ));
+    }
     t.push_str(&format!(
         " Experimental: {}\n",
         i["ExperimentalBuild"].as_bool().unwrap_or(false)
@@ -266,17 +289,8 @@ pub fn info_text(i: &Value) -> String {
         " Live Restore Enabled: {}\n",
         i["LiveRestoreEnabled"].as_bool().unwrap_or(false)
     ));
-    for w in i["Warnings"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
-        t.push_str(&format!("\n{w}"));
-    }
-    if i["Warnings"].as_array().is_some_and(|w| !w.is_empty()) {
-        t.push('\n');
-    }
+    // docker prints a blank line after the server section; its warnings go to stderr (see `info`).
+    t.push('\n');
     t
 }
 
@@ -292,6 +306,14 @@ pub fn info(args: &[String], g: &Globals) -> CmdResult {
         return Ok(0);
     }
     out(&info_text(&i))?;
+    for w in i["Warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        eprintln!("{w}");
+    }
     Ok(0)
 }
 
