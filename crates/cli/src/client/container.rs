@@ -177,6 +177,7 @@ pub fn ps_row(c: &Value, trunc: bool) -> Value {
         "Mounts": mounts.join(","),
         "Names": names.join(","),
         "Networks": networks.join(","),
+        "Platform": Value::Null,
         "Ports": display_ports(&c["Ports"]),
         "RunningFor": ago(created as f64),
         "Size": size,

@@ -141,7 +141,21 @@ pub fn parse<T: CommandFactory + FromArgMatches>(
                 ErrorKind::UnknownArgument => {
                     let a = ctx(ContextKind::InvalidArg);
                     let a = a.split('=').next().unwrap_or("").to_string();
-                    if a.starts_with("--") || !a.starts_with('-') {
+                    if !a.starts_with('-') {
+                        // A stray positional: cobra's argument-count wording, exit 1.
+                        let what = if cmd.get_positionals().next().is_none() {
+                            "accepts no arguments".to_string()
+                        } else {
+                            format!("got an unexpected argument {a:?}")
+                        };
+                        return Err(CliError::Exit {
+                            code: 1,
+                            msg: Some(format!(
+                                "berth: 'berth {verb}' {what}\n\nUsage:  {usage}\n\nRun 'berth {verb} --help' for more information"
+                            )),
+                        });
+                    }
+                    if a.starts_with("--") {
                         format!("unknown flag: {a}")
                     } else {
                         format!(

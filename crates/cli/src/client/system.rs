@@ -420,19 +420,8 @@ fn df_verbose(d: &Value) -> Result<String, CliError> {
     let img_rows: Vec<Value> = arr("Images")
         .iter()
         .flat_map(|i| {
+            // image_rows already has docker's SharedSize/UniqueSize (HumanSize, 4 digits).
             image_rows(i, true, false).into_iter().map(move |mut r| {
-                let size = i["Size"].as_f64().unwrap_or(0.0);
-                let shared = i["SharedSize"].as_f64().unwrap_or(-1.0);
-                r["SharedSize"] = json!(if shared >= 0.0 {
-                    human_size_prec(shared, 3)
-                } else {
-                    "N/A".into()
-                });
-                r["UniqueSize"] = json!(if shared >= 0.0 {
-                    human_size_prec(size - shared, 3)
-                } else {
-                    "N/A".into()
-                });
                 r["Containers"] = json!(i["Containers"].as_i64().unwrap_or(0).to_string());
                 r
             })

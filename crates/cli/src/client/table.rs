@@ -40,7 +40,14 @@ pub fn render(
             if let Value::Object(o) = &mut r {
                 o.retain(|k, _| !k.starts_with('_'));
             }
-            out.push_str(&serde_json::to_string(&r).unwrap_or_default());
+            // Go's json.Marshal (behind docker's MarshalJSON of row contexts) escapes HTML characters.
+            let text = serde_json::to_string(&r).unwrap_or_default();
+            out.push_str(
+                &text
+                    .replace('<', "\\u003c")
+                    .replace('>', "\\u003e")
+                    .replace('&', "\\u0026"),
+            );
             out.push('\n');
         }
         return Ok(out);
