@@ -439,6 +439,20 @@ fn output_matches_the_docker_cli() {
             "table {{.ID}}\t{{.Size}}\t{{.Comment}}",
             "hello-world",
         ],
+        vec!["system", "df"],
+        vec!["system", "df", "--format", "json"],
+        vec![
+            "ps",
+            "-a",
+            "-s",
+            "--format",
+            "table {{.Names}}\t{{.Size}}\t{{.Ports}}\t{{.Labels}}\t{{.State}}",
+        ],
+        vec![
+            "version",
+            "--format",
+            "{{.Server.Version}} {{.Server.APIVersion}}",
+        ],
         vec![
             "info",
             "--format",
