@@ -555,15 +555,19 @@ fn sigkill_during_pull_leaves_consistent_store() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(st.signal(), Some(libc::SIGKILL));
 
+    // It died mid-layer: its temp dir holds a partial layer.
+    let child_tmp = dr.path().join(format!("tmp/berth-image/{}", child.0.id()));
+    assert!(
+        fs::read_dir(&child_tmp).unwrap().count() > 0,
+        "partial state left by the killed pull"
+    );
+
     // The store opens, lists without error (nothing half-recorded), and the next pull completes.
     let store = ImageStore::open(dr.path()).unwrap();
     assert!(store.list().unwrap().is_empty());
-    assert_eq!(
-        fs::read_dir(dr.path().join("tmp/berth-image"))
-            .unwrap()
-            .count(),
-        0,
-        "temp files cleaned on open"
+    assert!(
+        !child_tmp.exists(),
+        "the dead process's temp files are removed on open"
     );
     let (ev,) = events();
     let img = store

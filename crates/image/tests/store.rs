@@ -189,10 +189,11 @@ fn blob_digest_mismatch_is_refused() {
             .count(),
         0
     );
+    let my_tmp = dr
+        .path()
+        .join(format!("tmp/berth-image/{}", std::process::id()));
     assert_eq!(
-        fs::read_dir(dr.path().join("tmp/berth-image"))
-            .unwrap()
-            .count(),
+        fs::read_dir(my_tmp).unwrap().count(),
         0,
         "temp file removed"
     );

@@ -31,10 +31,8 @@ struct ProgressReader<'a, R> {
 impl<R: Read> Read for ProgressReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.cancel.load(Ordering::Relaxed) {
-            return Err(io::Error::new(
-                io::ErrorKind::Interrupted,
-                "cancelled: another layer failed",
-            ));
+            // Not ErrorKind::Interrupted: io::copy and read_exact retry those forever.
+            return Err(io::Error::other("cancelled: another layer failed"));
         }
         let n = self.inner.read(buf)?;
         self.done += n as u64;

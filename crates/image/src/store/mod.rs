@@ -6,7 +6,7 @@
 //! image/repositories.json                tag/digest index, docker's format; authoritative for names
 //! image/layers/<chainid-hex>/            diff-id, cache-id, size, parent, blob.json, sources.json
 //! overlay2/<cache-id>/diff               the unpacked layer
-//! tmp/berth-image/                       everything in flight; removed on open
+//! tmp/berth-image/<pid>/                 everything in flight; dead processes' dirs removed on open
 //! ```
 //!
 //! Every file is written to a temp file, fsynced and renamed into place (then the directory fsynced), and
@@ -69,8 +69,14 @@ pub struct Store {
     root: PathBuf,
     lock_file: File,
     write_mutex: Mutex<()>,
-    /// Chain ids, digests and temp paths an operation in progress relies on; gc leaves them alone.
-    pins: Mutex<HashMap<String, usize>>,
+}
+
+/// Chain ids, digests and temp paths an operation in progress relies on; gc leaves them alone. Process-wide,
+/// so two `Store`s opened on the same data root in one daemon still see each other's work in flight.
+static PINS: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
+
+fn pins() -> std::sync::MutexGuard<'static, Option<HashMap<String, usize>>> {
+    PINS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Held while writing; releases the flock on drop.
@@ -88,13 +94,14 @@ impl Drop for WriteGuard<'_> {
 
 /// Keeps keys pinned against gc until dropped.
 pub struct Pins<'a> {
-    store: &'a Store,
+    _store: &'a Store,
     keys: Vec<String>,
 }
 
 impl Drop for Pins<'_> {
     fn drop(&mut self) {
-        let mut p = self.store.pins.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = pins();
+        let p = g.get_or_insert_with(HashMap::new);
         for k in &self.keys {
             if let Some(n) = p.get_mut(k) {
                 *n -= 1;
@@ -151,15 +158,24 @@ impl Store {
             root,
             lock_file,
             write_mutex: Mutex::new(()),
-            pins: Mutex::new(HashMap::new()),
         };
         {
-            // Under the write lock, so a concurrent writer in another process keeps its temp files.
+            // Temp files live in a per-process dir; those of dead processes (a SIGKILLed daemon or pull)
+            // are removed. Live processes' dirs, including our own, are left alone: they may be in use.
             let _g = s.write_lock()?;
-            let tmp = s.tmp_root();
-            for e in fs::read_dir(&tmp).map_err(io_err(&tmp))?.flatten() {
-                let _ = remove_any(&e.path());
+            let base = s.root.join("tmp/berth-image");
+            for e in fs::read_dir(&base).map_err(io_err(&base))?.flatten() {
+                let alive = e
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                if !alive {
+                    let _ = remove_any(&e.path());
+                }
             }
+            let mine = s.tmp_root();
+            fs::create_dir_all(&mine).map_err(io_err(&mine))?;
         }
         Ok(s)
     }
@@ -173,8 +189,11 @@ impl Store {
         self.root.join("image")
     }
 
+    /// This process's temp dir.
     pub(crate) fn tmp_root(&self) -> PathBuf {
-        self.root.join("tmp/berth-image")
+        self.root
+            .join("tmp/berth-image")
+            .join(std::process::id().to_string())
     }
 
     /// Takes the store-wide write lock.
@@ -198,20 +217,19 @@ impl Store {
     /// Pins keys (chain ids, digests) so gc keeps them while an operation is in flight.
     pub fn pin<I: IntoIterator<Item = String>>(&self, keys: I) -> Pins<'_> {
         let keys: Vec<String> = keys.into_iter().collect();
-        let mut p = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = pins();
+        let p = g.get_or_insert_with(HashMap::new);
         for k in &keys {
             *p.entry(k.clone()).or_insert(0) += 1;
         }
-        Pins { store: self, keys }
+        Pins { _store: self, keys }
     }
 
     pub(crate) fn pinned(&self) -> HashSet<String> {
-        self.pins
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect()
+        pins()
+            .as_ref()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// A fresh temp path (not created) under the store's temp dir, pinned against gc.
