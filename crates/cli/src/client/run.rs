@@ -155,7 +155,7 @@ pub fn stream(
     writer: UnixStream,
     tty: bool,
     stdin: bool,
-) -> std::io::Result<()> {
+) -> Result<(), CliError> {
     if stdin {
         let mut w = writer;
         std::thread::spawn(move || {
@@ -181,8 +181,12 @@ pub fn stream(
         demux(&mut reader)
     };
     match r {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => r,
+        // Our reader went away (`berth run ... | head`): stop here like a killed pipeline would, rather than
+        // wait for a container that may never stop writing.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::Exit { code: 0, msg: None })
+        }
+        r => Ok(r?),
     }
 }
 
