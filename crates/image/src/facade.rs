@@ -1,8 +1,8 @@
 //! The [`ImageStore`] facade the engine calls. Every method is safe to call from several daemon threads.
 
 use crate::{
-    AuthConfig, DiskUsage, Error, GcReport, HistoryItem, Image, ImageInspect, ImageSummary,
-    LoadedImage, Platform, Progress, PruneReport, PushResult, RemoveEvent, Result,
+    AuthConfig, DiskUsage, GcReport, HistoryItem, Image, ImageInspect, ImageSummary, LoadedImage,
+    Platform, Progress, PruneReport, PushResult, RemoveEvent, Result,
 };
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -159,9 +159,11 @@ impl ImageStore {
     }
 }
 
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync>() {}
-    is::<ImageStore>();
-    let _ = Error::NotFound(String::new());
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn store_is_shareable_between_daemon_threads() {
+        fn is<T: Send + Sync>() {}
+        is::<super::ImageStore>();
+    }
 }

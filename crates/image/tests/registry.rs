@@ -211,7 +211,7 @@ fn corrupted_blob_is_refused() {
     let store = ImageStore::open(dr.path()).unwrap();
     store
         .load(
-            &mut &common::multi_layer_archive("m:1", 2, 8192, 9)[..],
+            &mut &common::multi_layer_archive("m:1", 3, 1 << 20, 9)[..],
             &NoProgress,
         )
         .unwrap();

@@ -301,11 +301,31 @@ impl Client {
                 q.append_pair("scope", s);
             }
         }
-        let mut req = self.agent.get(url.as_str());
-        if let Some(b) = self.basic_header() {
-            req = req.set("Authorization", &b);
-        }
-        let resp = match req.call() {
+        // An identity (refresh) token is exchanged with an OAuth2 POST, as docker does after `login`.
+        let refresh = self.auth.as_ref().and_then(|a| a.identity_token.clone());
+        let res = match refresh {
+            Some(rt) => {
+                let mut form: Vec<(&str, &str)> = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &rt),
+                    ("client_id", "berth"),
+                ];
+                if let Some(s) = service {
+                    form.push(("service", s));
+                }
+                let sc = scope.join(" ");
+                form.push(("scope", &sc));
+                self.agent.post(realm).send_form(&form)
+            }
+            None => {
+                let mut req = self.agent.get(url.as_str());
+                if let Some(b) = self.basic_header() {
+                    req = req.set("Authorization", &b);
+                }
+                req.call()
+            }
+        };
+        let resp = match res {
             Ok(r) => r,
             Err(ureq::Error::Status(401, r)) | Err(ureq::Error::Status(403, r)) => {
                 let msg = error_message(&r.into_string().unwrap_or_default());
