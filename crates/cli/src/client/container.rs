@@ -319,7 +319,12 @@ pub fn start(args: &[String], g: &Globals) -> CmdResult {
                 "you cannot start and attach multiple containers at once".into(),
             ));
         }
-        return super::run::start_attached(&mut client, &o.containers[0], o.interactive);
+        return super::run::start_attached(
+            &mut client,
+            &o.containers[0],
+            o.interactive,
+            o.detach_keys.as_deref(),
+        );
     }
     each_or(&o.containers, Some("failed to start containers"), |c| {
         client.request(

@@ -303,6 +303,7 @@ Management Commands:
   system      Manage Berth
 
 Commands:
+  attach      Attach local standard input, output, and error streams to a running container
   create      Create a new container
   exec        Execute a command in a running container
   history     Show the history of an image
@@ -337,6 +338,10 @@ fn management_help(group: &str) -> String {
         "container" => (
             "Manage containers",
             &[
+                (
+                    "attach",
+                    "Attach local standard input, output, and error streams to a running container",
+                ),
                 ("create", "Create a new container"),
                 ("exec", "Execute a command in a running container"),
                 (
@@ -423,6 +428,7 @@ fn canonical(group: &str, sub: &str) -> Option<&'static str> {
         ("container", "rename") => "rename",
         ("container", "wait") => "wait",
         ("container", "exec") => "exec",
+        ("container", "attach") => "attach",
         ("image", "ls" | "list") => "images",
         ("image", "rm" | "remove") => "rmi",
         ("image", "inspect") => "image-inspect",
@@ -459,6 +465,7 @@ fn dispatch(verb: &str, args: &[String], g: &Globals) -> CmdResult {
         "create" => run::create(args, g),
         "ps" => container::ps(args, g),
         "exec" => exec::exec(args, g),
+        "attach" => run::attach(args, g),
         "start" => container::start(args, g),
         "stop" => container::stop(args, g),
         "restart" => container::restart(args, g),

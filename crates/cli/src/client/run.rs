@@ -238,17 +238,22 @@ fn spawn_signal_proxy(client: &Client, id: &str, tty: bool, proxy: bool) {
 }
 
 /// Attaches to, waits for and starts container `id`; returns its exit status.
-fn attach_start_wait(
-    client: &mut Client,
-    id: &str,
-    tty: bool,
-    stdin: bool,
-    condition: &str,
-    start: bool,
-    sig_proxy: bool,
-) -> Result<i32, CliError> {
+/// How to attach: the container, its TTY mode, whether to send stdin, the wait condition, whether to start
+/// it, docker's `--sig-proxy` and `--detach-keys`.
+pub struct Attach<'a> {
+    pub id: &'a str,
+    pub tty: bool,
+    pub stdin: bool,
+    pub condition: &'a str,
+    pub start: bool,
+    pub sig_proxy: bool,
+    pub detach_keys: Option<&'a str>,
+}
+
+fn attach_start_wait(client: &mut Client, a: &Attach<'_>) -> Result<i32, CliError> {
+    let (id, tty, stdin, condition, start) = (a.id, a.tty, a.stdin, a.condition, a.start);
     // Before any thread starts, so every thread inherits the blocked mask and only the proxy sees signals.
-    spawn_signal_proxy(client, id, tty, sig_proxy);
+    spawn_signal_proxy(client, id, tty, a.sig_proxy);
     let mut q = vec![
         ("stream", "1".to_string()),
         ("stdout", "1".to_string()),
@@ -257,16 +262,21 @@ fn attach_start_wait(
     if stdin {
         q.push(("stdin", "1".into()));
     }
+    if let Some(k) = a.detach_keys {
+        q.push(("detachKeys", k.to_string()));
+    }
     let (reader, writer) = client.hijack(
         &with_query(&format!("/containers/{}/attach", encode(id)), &q),
         None,
     )?;
+    let wq: Vec<(&str, String)> = if condition.is_empty() {
+        Vec::new()
+    } else {
+        vec![("condition", condition.to_string())]
+    };
     let pending = client.send(
         "POST",
-        &with_query(
-            &format!("/containers/{}/wait", encode(id)),
-            &[("condition", condition.to_string())],
-        ),
+        &with_query(&format!("/containers/{}/wait", encode(id)), &wq),
     )?;
     // Start only once the daemon has registered the waiter (its headers arrive at once), so a container that
     // exits immediately cannot be missed; a daemon that answers only at exit still works, unordered.
@@ -305,12 +315,26 @@ fn attach_start_wait(
 }
 
 /// `berth start -a [-i] CONTAINER`.
-pub fn start_attached(client: &mut Client, name: &str, interactive: bool) -> CmdResult {
+pub fn start_attached(
+    client: &mut Client,
+    name: &str,
+    interactive: bool,
+    detach_keys: Option<&str>,
+) -> CmdResult {
     let info = client.get_json(&format!("/containers/{}/json", encode(name)))?;
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let stdin = interactive && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
     let id = info["Id"].as_str().unwrap_or(name).to_string();
-    attach_start_wait(client, &id, tty, stdin, "next-exit", true, true)
+    let a = Attach {
+        id: &id,
+        tty,
+        stdin,
+        condition: "next-exit",
+        start: true,
+        sig_proxy: true,
+        detach_keys,
+    };
+    attach_start_wait(client, &a)
 }
 
 /// `berth run`.
@@ -334,8 +358,16 @@ pub fn run(args: &[String], g: &Globals) -> CmdResult {
     let stdin = o.interactive
         && (o.attach.is_empty() || o.attach.iter().any(|a| a.eq_ignore_ascii_case("stdin")));
     let condition = if o.rm { "removed" } else { "next-exit" };
-    attach_start_wait(&mut client, &id, o.tty, stdin, condition, true, o.sig_proxy)
-        .map_err(as_run_error)
+    let a = Attach {
+        id: &id,
+        tty: o.tty,
+        stdin,
+        condition,
+        start: true,
+        sig_proxy: o.sig_proxy,
+        detach_keys: o.detach_keys.as_deref(),
+    };
+    attach_start_wait(&mut client, &a).map_err(as_run_error)
 }
 
 #[cfg(test)]
@@ -355,4 +387,43 @@ mod tests {
         assert_eq!(run_error_code("exec: \"/etc\": permission denied"), 126);
         assert_eq!(run_error_code("No such image: nosuch:latest"), 125);
     }
+}
+
+#[derive(clap::Parser)]
+#[command(about = "Attach local standard input, output, and error streams to a running container")]
+struct AttachOpts {
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    detach_keys: Option<String>,
+    /// Do not attach STDIN
+    #[arg(long = "no-stdin")]
+    no_stdin: bool,
+    /// Proxy all received signals to the process
+    #[arg(long = "sig-proxy", default_value = "true", action = clap::ArgAction::Set)]
+    sig_proxy: bool,
+    #[arg(value_name = "CONTAINER")]
+    container: String,
+}
+
+/// `berth attach`.
+pub fn attach(args: &[String], g: &Globals) -> CmdResult {
+    let o: AttachOpts = parse("attach", "berth attach [OPTIONS] CONTAINER", args)?;
+    let mut client = g.client()?;
+    let info = client.get_json(&format!("/containers/{}/json", encode(&o.container)))?;
+    if !info["State"]["Running"].as_bool().unwrap_or(false) {
+        return Err(CliError::Msg(
+            "You cannot attach to a stopped container, start it first".into(),
+        ));
+    }
+    let id = info["Id"].as_str().unwrap_or(&o.container).to_string();
+    let a = Attach {
+        id: &id,
+        tty: info["Config"]["Tty"].as_bool().unwrap_or(false),
+        stdin: !o.no_stdin && info["Config"]["OpenStdin"].as_bool().unwrap_or(false),
+        condition: "",
+        start: false,
+        sig_proxy: o.sig_proxy,
+        detach_keys: o.detach_keys.as_deref(),
+    };
+    attach_start_wait(&mut client, &a)
 }
