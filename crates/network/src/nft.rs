@@ -1,0 +1,223 @@
+//! berth's nftables rules: NAT (masquerade), port publishing (DNAT), and isolation between berth bridges.
+//!
+//! All rules live in one table of berth's own (`table ip berth` by default). The whole table is re-rendered from
+//! the persisted network state and replaced in a single `nft -f -` transaction (`table`, `delete table`,
+//! `table {...}`), so the kernel never sees a half-applied rule set, a crash can never leave stale rules that
+//! the next apply would not remove, and nothing outside the table is ever read, changed or flushed.
+//!
+//! Chains (every base chain has policy accept, so berth never drops traffic it does not own):
+//! - `prerouting` / `output` (nat): traffic to a local address jumps to `publish`, which DNATs published ports.
+//!   `output` covers the host itself, including 127.0.0.1 (needs `route_localnet` on the bridge).
+//! - `postrouting` (nat): masquerade a non-internal network's traffic leaving through another interface;
+//!   masquerade loopback-sourced traffic to published ports (route_localnet) and hairpin traffic (a container
+//!   reaching a published port through the host, possibly its own), so replies come back through the host.
+//! - `forward` (filter): internal networks cannot forward in or out of their bridge; DNATed (published)
+//!   connections are allowed; any other traffic between two different berth bridges is dropped.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use crate::ports::PortMapping;
+use crate::subnet::Ipv4Net;
+
+/// Errors from applying rules.
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    /// `nft` could not be run.
+    #[error("running nft (is the nftables package installed?): {0}")]
+    Spawn(std::io::Error),
+    /// `nft` rejected the batch.
+    #[error("nft -f -: {0}")]
+    Rejected(String),
+}
+
+/// One bridge network as far as the rules care.
+#[derive(Clone, Debug)]
+pub struct RuleNetwork {
+    /// Bridge device.
+    pub bridge: String,
+    /// Subnet.
+    pub subnet: Ipv4Net,
+    /// No NAT, no forwarding in or out.
+    pub internal: bool,
+}
+
+/// One published port.
+#[derive(Clone, Debug)]
+pub struct RulePort {
+    /// Container address the port forwards to.
+    pub container_ip: Ipv4Addr,
+    /// The mapping.
+    pub mapping: PortMapping,
+}
+
+fn q(s: &str) -> String {
+    format!("\"{}\"", s.replace(['"', '\\'], ""))
+}
+
+/// Renders the full definition of `table ip <table>` for these networks and ports.
+pub fn render(table: &str, nets: &[RuleNetwork], ports: &[RulePort]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "table ip {table} {{");
+    s.push_str(
+        "  chain prerouting {\n    type nat hook prerouting priority -100; policy accept;\n",
+    );
+    s.push_str("    fib daddr type local jump publish\n  }\n");
+    s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n");
+    s.push_str("    fib daddr type local jump publish\n  }\n");
+    s.push_str("  chain publish {\n");
+    for p in ports {
+        let m = &p.mapping;
+        let daddr = m
+            .host_ip
+            .map(|a| format!("ip daddr {a} "))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "    {daddr}{} dport {} dnat to {}:{}",
+            m.proto, m.host_port, p.container_ip, m.container_port
+        );
+    }
+    s.push_str("  }\n");
+    s.push_str(
+        "  chain postrouting {\n    type nat hook postrouting priority 100; policy accept;\n",
+    );
+    for n in nets {
+        let br = q(&n.bridge);
+        if !n.internal {
+            let _ = writeln!(
+                s,
+                "    ip saddr {} oifname != {br} masquerade",
+                n.subnet.network()
+            );
+        }
+        let _ = writeln!(s, "    oifname {br} ip saddr 127.0.0.0/8 masquerade");
+        let _ = writeln!(
+            s,
+            "    oifname {br} ct status dnat ip saddr {} masquerade",
+            n.subnet.network()
+        );
+    }
+    s.push_str("  }\n");
+    s.push_str("  chain forward {\n    type filter hook forward priority 0; policy accept;\n");
+    for n in nets.iter().filter(|n| n.internal) {
+        let br = q(&n.bridge);
+        let _ = writeln!(s, "    iifname {br} oifname != {br} drop");
+        let _ = writeln!(s, "    oifname {br} iifname != {br} drop");
+    }
+    if nets.len() > 1 {
+        s.push_str("    ct status dnat accept\n");
+        let all = nets
+            .iter()
+            .map(|n| q(&n.bridge))
+            .collect::<Vec<_>>()
+            .join(", ");
+        for n in nets {
+            let br = q(&n.bridge);
+            let _ = writeln!(
+                s,
+                "    iifname {br} oifname != {br} oifname {{ {all} }} drop"
+            );
+        }
+    }
+    s.push_str("  }\n}\n");
+    s
+}
+
+/// Runs `nft -f -` with `batch` as input.
+pub fn nft_batch(batch: &str) -> Result<(), NftError> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(NftError::Spawn)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(batch.as_bytes()).map_err(NftError::Spawn)?;
+    }
+    let out = child.wait_with_output().map_err(NftError::Spawn)?;
+    if !out.status.success() {
+        return Err(NftError::Rejected(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// Atomically replaces berth's table with the rules for `nets` and `ports`; with no networks the table is
+/// removed entirely.
+pub fn apply(table: &str, nets: &[RuleNetwork], ports: &[RulePort]) -> Result<(), NftError> {
+    // `table ip t` first makes the delete valid even when the table does not exist yet.
+    let mut batch = format!("table ip {table}\ndelete table ip {table}\n");
+    if !nets.is_empty() {
+        batch.push_str(&render(table, nets, ports));
+    }
+    nft_batch(&batch)
+}
+
+/// Removes berth's table (and with it every rule berth made); absent is fine.
+pub fn remove_table(table: &str) -> Result<(), NftError> {
+    apply(table, &[], &[])
+}
+
+/// Whether `table ip <table>` exists.
+pub fn table_exists(table: &str) -> bool {
+    Command::new("nft")
+        .args(["list", "table", "ip", table])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::Proto;
+
+    #[test]
+    fn render_rules() {
+        let nets = vec![
+            RuleNetwork {
+                bridge: "b0".into(),
+                subnet: "10.1.0.1/24".parse().unwrap(),
+                internal: false,
+            },
+            RuleNetwork {
+                bridge: "b1".into(),
+                subnet: "10.2.0.0/24".parse().unwrap(),
+                internal: true,
+            },
+        ];
+        let ports = vec![RulePort {
+            container_ip: "10.1.0.2".parse().unwrap(),
+            mapping: PortMapping {
+                proto: Proto::Tcp,
+                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_port: 8080,
+                container_port: 80,
+            },
+        }];
+        let r = render("berth", &nets, &ports);
+        assert!(
+            r.contains("ip daddr 127.0.0.1 tcp dport 8080 dnat to 10.1.0.2:80"),
+            "{r}"
+        );
+        assert!(
+            r.contains("ip saddr 10.1.0.0/24 oifname != \"b0\" masquerade"),
+            "{r}"
+        );
+        assert!(
+            !r.contains("ip saddr 10.2.0.0/24 oifname != \"b1\" masquerade"),
+            "internal must not NAT: {r}"
+        );
+        assert!(r.contains("iifname \"b1\" oifname != \"b1\" drop"), "{r}");
+        assert!(
+            r.contains("iifname \"b0\" oifname != \"b0\" oifname { \"b0\", \"b1\" } drop"),
+            "{r}"
+        );
+    }
+}
