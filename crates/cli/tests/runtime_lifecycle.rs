@@ -242,3 +242,40 @@ fn failing_hook_fails_create_and_cleans_up() {
     );
     assert!(!b.root.join(&id).exists());
 }
+
+#[test]
+fn foreground_run_forwards_signals() {
+    if !privileged("foreground_run_forwards_signals") {
+        return;
+    }
+    let b = Bundle::new();
+    b.args(&["sh", "-c", "trap 'exit 42' TERM; sleep 1000 & wait"]);
+    let id = unique("fwd");
+    let _g = Container {
+        bundle: &b,
+        id: id.clone(),
+    };
+    let mut child = b
+        .cmd(&["run", "--bundle", b.path().to_str().unwrap(), &id])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the shell runs its `wait` (two processes in the container), then SIGTERM the runtime.
+    let mut ready = false;
+    for _ in 0..500 {
+        let o = b.rt(&["ps", "--format", "json", &id]);
+        if serde_json::from_slice::<Vec<i64>>(&o.stdout).is_ok_and(|p| p.len() == 2) {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(ready, "container never started its sleep");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(42));
+    assert!(!b.root.join(&id).exists());
+}
