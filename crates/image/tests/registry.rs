@@ -383,6 +383,55 @@ fn skopeo_interop() {
     ]);
     let p = s3.pull(&skopeo_pushed, None, None, &NoProgress).unwrap();
     common::assert_same_tree(rootfs.path(), &s3.layer_dirs(&p.id).unwrap()[0]);
+
+    // zstd layers (OCI): recompressed through skopeo's dir: transport, pushed, pulled by berth, and pushed
+    // on by berth with an OCI manifest.
+    let plain = work.path().join("plain");
+    let zdir = work.path().join("zstd-oci");
+    skopeo(&[
+        "copy",
+        "--dest-decompress",
+        &format!("oci:{}:v1", oci.display()),
+        &format!("dir:{}", plain.display()),
+    ]);
+    skopeo(&[
+        "copy",
+        "--dest-compress",
+        "--dest-compress-format=zstd",
+        &format!("dir:{}", plain.display()),
+        &format!("oci:{}:v1", zdir.display()),
+    ]);
+    // A registry skopeo has never seen, so its blob cache cannot substitute the gzip blob it knows.
+    let reg2 = Registry::start();
+    let zst = format!("{}/zstd/bb:1", reg2.addr());
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", zdir.display()),
+        &format!("docker://{zst}"),
+    ]);
+    let dr4 = tempfile::tempdir().unwrap();
+    let s4 = ImageStore::open(dr4.path()).unwrap();
+    let z = s4.pull(&zst, None, None, &NoProgress).unwrap();
+    // (skopeo --format=oci rewrites the config, so the id differs; the files may not.)
+    let blob = s4.store().layer(&z.chain_ids[0]).unwrap().blob.unwrap();
+    assert_eq!(blob.media_type, berth_image::manifest::MEDIA_OCI_LAYER_ZSTD);
+    common::assert_same_tree(rootfs.path(), &s4.layer_dirs(&zst).unwrap()[0]);
+    let zst2 = format!("{}/zstd2/bb:1", reg2.addr());
+    s4.tag(&zst, &zst2).unwrap();
+    s4.push(&zst2, None, &NoProgress).unwrap();
+    let out = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{zst2}"),
+    ]);
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["mediaType"], berth_image::manifest::MEDIA_OCI_MANIFEST);
+    assert_eq!(
+        m["layers"][0]["mediaType"],
+        berth_image::manifest::MEDIA_OCI_LAYER_ZSTD
+    );
 }
 
 #[test]
