@@ -237,6 +237,7 @@ impl NetworkManager {
             .map(|n| RuleNetwork {
                 bridge: n.bridge.clone(),
                 subnet: n.subnet,
+                gateway: n.gateway,
                 internal: n.internal,
             })
             .collect();

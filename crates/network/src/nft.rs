@@ -11,6 +11,7 @@
 //! - `postrouting` (nat): masquerade a non-internal network's traffic leaving through another interface;
 //!   masquerade loopback-sourced traffic to published ports (route_localnet) and hairpin traffic (a container
 //!   reaching a published port through the host, possibly its own), so replies come back through the host.
+//! - `input` (filter): an internal network's containers reach only their own gateway address on the host.
 //! - `forward` (filter): internal networks cannot forward in or out of their bridge; DNATed (published)
 //!   connections are allowed; any other traffic between two different berth bridges is dropped.
 
@@ -40,6 +41,8 @@ pub struct RuleNetwork {
     pub bridge: String,
     /// Subnet.
     pub subnet: Ipv4Net,
+    /// Gateway address (the bridge's).
+    pub gateway: Ipv4Addr,
     /// No NAT, no forwarding in or out.
     pub internal: bool,
 }
@@ -98,6 +101,18 @@ pub fn render(table: &str, nets: &[RuleNetwork], ports: &[RulePort]) -> String {
             s,
             "    oifname {br} ct status dnat ip saddr {} masquerade",
             n.subnet.network()
+        );
+    }
+    s.push_str("  }\n");
+    s.push_str("  chain input {\n    type filter hook input priority 0; policy accept;\n");
+    for n in nets.iter().filter(|n| n.internal) {
+        // An internal network may talk to its own gateway (the host side of the bridge) but not use the host
+        // as a way into its other networks' addresses.
+        let _ = writeln!(
+            s,
+            "    iifname {} ip daddr != {} drop",
+            q(&n.bridge),
+            n.gateway
         );
     }
     s.push_str("  }\n");
@@ -215,6 +230,10 @@ mod tests {
             "internal must not NAT: {r}"
         );
         assert!(r.contains("iifname \"b1\" oifname != \"b1\" drop"), "{r}");
+        assert!(
+            r.contains("iifname \"b1\" ip daddr != 10.2.0.1 drop"),
+            "{r}"
+        );
         assert!(
             r.contains("iifname \"b0\" oifname != \"b0\" oifname { \"b0\", \"b1\" } drop"),
             "{r}"

@@ -1,0 +1,154 @@
+//! Port publishing: loopback on the host, the host's address, hairpin from containers, unpublish.
+
+mod common;
+
+use berth_network::{AttachRequest, NetworkError, NetworkManager, PortSpec};
+use common::*;
+
+fn fetch_host(url: &str) -> Option<String> {
+    let o = run("curl", &["-sS", "--max-time", "5", url]);
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn fetch_in(c: &FakeContainer, url: &str) -> Option<String> {
+    // curl, not busybox wget: Debian's static busybox wget crashes on start.
+    let o = c.exec(&["curl", "-sS", "--max-time", "5", url]);
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+#[test]
+fn published_ports_reach_httpd() {
+    if skip("published_ports_reach_httpd") {
+        return;
+    }
+    if skip_reason().is_none() && run("curl", &["--version"]).status.code().is_none() {
+        eprintln!("SKIP published_ports_reach_httpd: curl not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let www = web_root(dir.path(), "hello from berth\n");
+    let cfg = config('p', 2);
+    let (bridge, table) = (cfg.bridge_name.clone(), cfg.nft_table.clone());
+    let host_if = format!("bt{}", tag('h'));
+    in_private_netns(|| {
+        // The "host's" own address on a link of its own, like eth0's on a real host (a bridge: the test
+        // kernel may lack the dummy driver).
+        run_ok("ip", &["link", "add", &host_if, "type", "bridge"]);
+        run_ok("ip", &["addr", "add", "10.213.250.1/24", "dev", &host_if]);
+        run_ok("ip", &["link", "set", &host_if, "up"]);
+        let mgr = NetworkManager::open(dir.path(), cfg.clone()).unwrap();
+        let veths = {
+            let _guard = Cleanup(&mgr);
+            mgr.ensure_default_bridge().unwrap();
+            let web = FakeContainer::start("web");
+            let client = FakeContainer::start("client");
+            let ep = mgr
+                .attach(&AttachRequest {
+                    network: "bridge".into(),
+                    container_id: "web".into(),
+                    netns: web.netns(),
+                    aliases: vec![],
+                    requested_ip: None,
+                    ports: vec![
+                        PortSpec::parse("127.0.0.1::80").unwrap(),
+                        PortSpec::parse("80").unwrap(),
+                    ],
+                })
+                .unwrap();
+            let (lo_port, any_port) = (ep.ports[0].host_port, ep.ports[1].host_port);
+            assert_eq!(ep.ports[0].host_ip, Some(std::net::Ipv4Addr::LOCALHOST));
+            assert_eq!(ep.ports[1].host_ip, None);
+            assert_ne!(lo_port, any_port);
+            let ec = mgr
+                .attach(&AttachRequest {
+                    network: "bridge".into(),
+                    container_id: "client".into(),
+                    netns: client.netns(),
+                    aliases: vec![],
+                    requested_ip: None,
+                    ports: vec![],
+                })
+                .unwrap();
+            let www_s = www.to_string_lossy().into_owned();
+            let httpd =
+                KillOnDrop(web.spawn(&["busybox", "httpd", "-f", "-p", "80", "-h", &www_s]));
+            wait_listen(httpd.0.id(), 80);
+
+            let rules = run_ok("nft", &["list", "table", "ip", &table]);
+            assert!(
+                rules.contains(&format!(
+                    "ip daddr 127.0.0.1 tcp dport {lo_port} dnat to {}:80",
+                    ep.ip
+                )),
+                "{rules}"
+            );
+
+            let want = Some("hello from berth\n".to_string());
+            assert_eq!(
+                fetch_host(&format!("http://127.0.0.1:{lo_port}/")),
+                want,
+                "host loopback"
+            );
+            assert_eq!(
+                fetch_host(&format!("http://127.0.0.1:{any_port}/")),
+                want,
+                "0.0.0.0 covers loopback"
+            );
+            assert_eq!(
+                fetch_host(&format!("http://10.213.250.1:{any_port}/")),
+                want,
+                "host address"
+            );
+            assert_eq!(
+                fetch_host(&format!("http://10.213.250.1:{lo_port}/")),
+                None,
+                "127.0.0.1-only port"
+            );
+            assert_eq!(
+                fetch_in(&client, &format!("http://10.213.250.1:{any_port}/")),
+                want,
+                "hairpin from another container"
+            );
+            assert_eq!(
+                fetch_in(&web, &format!("http://10.213.250.1:{any_port}/")),
+                want,
+                "hairpin to itself"
+            );
+
+            // The same host port cannot be published twice.
+            let taken = PortSpec::parse(&format!("{any_port}:81")).unwrap();
+            assert!(matches!(
+                mgr.publish("bridge", "client", &[taken]),
+                Err(NetworkError::PortInUse { .. })
+            ));
+
+            // Unpublish removes the rules: the port stops answering.
+            let old = mgr.unpublish("bridge", "web").unwrap();
+            assert_eq!(old.len(), 2);
+            assert_eq!(fetch_host(&format!("http://127.0.0.1:{lo_port}/")), None);
+            assert!(!run_ok("nft", &["list", "table", "ip", &table]).contains("dnat to"));
+            let again = mgr
+                .publish(
+                    "bridge",
+                    "web",
+                    &[PortSpec::parse(&format!("127.0.0.1:{lo_port}:80")).unwrap()],
+                )
+                .unwrap();
+            assert_eq!(again[0].host_port, lo_port);
+            assert_eq!(
+                fetch_host(&format!("http://127.0.0.1:{lo_port}/")),
+                want,
+                "republished"
+            );
+            vec![ep.veth, ec.veth]
+        };
+        let mut prefixes: Vec<&str> = veths.iter().map(String::as_str).collect();
+        prefixes.push(&bridge);
+        assert_clean(&prefixes, &table);
+        run_ok("ip", &["link", "del", &host_if]);
+    });
+}
