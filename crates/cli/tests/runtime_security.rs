@@ -165,3 +165,28 @@ fn runtime_binary_cannot_be_overwritten() {
         "host binary changed"
     );
 }
+
+#[test]
+fn proc_through_a_symlink_is_refused() {
+    if !privileged("proc_through_a_symlink_is_refused") {
+        return;
+    }
+    let b = Bundle::new();
+    // An image whose /proc points elsewhere would get procfs mounted where no mask applies.
+    std::fs::remove_dir(b.rootfs().join("proc")).unwrap();
+    std::fs::create_dir(b.rootfs().join("fakeproc")).unwrap();
+    std::os::unix::fs::symlink("/fakeproc", b.rootfs().join("proc")).unwrap();
+    let id = unique("procsym");
+    let o = b.rt(&["create", "-b", b.path().to_str().unwrap(), &id]);
+    let _g = Container {
+        bundle: &b,
+        id: id.clone(),
+    };
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("refusing to mount proc"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!b.root.join(&id).exists());
+}

@@ -18,6 +18,8 @@ pub enum MountError {
     },
     #[error("cannot create mount target {dest} in the rootfs: {source}")]
     Target { dest: PathBuf, source: nix::Error },
+    #[error("refusing to mount {typ} on {dest}: the path goes through a symlink in the rootfs")]
+    Symlink { typ: String, dest: PathBuf },
     #[error("mount source {src} of {dest}: {source}")]
     Source {
         src: PathBuf,
@@ -140,6 +142,12 @@ pub(crate) fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<(), MountError> {
     }
     if typ == "cgroup" || typ == "cgroup2" {
         return mount_cgroup(ctx, dest, &opts);
+    }
+    if matches!(typ, "proc" | "sysfs") && !crate::secure::has_no_symlinks(ctx.root_fd, dest) {
+        return Err(MountError::Symlink {
+            typ: typ.to_string(),
+            dest: dest.clone(),
+        });
     }
     let target = create_in_root(ctx.root_fd, dest, true).map_err(|source| MountError::Target {
         dest: dest.clone(),

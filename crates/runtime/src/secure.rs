@@ -18,6 +18,25 @@ pub(crate) fn open_in_root(
     flags: libc::c_int,
     mode: u32,
 ) -> nix::Result<OwnedFd> {
+    open_in_root_resolve(root, path, flags, mode, 0)
+}
+
+/// Whether `path` inside `root` is reached without any symlink (runc refuses to mount procfs/sysfs through
+/// one: a symlinked /proc could redirect the mount onto a path the masks do not cover).
+pub(crate) fn has_no_symlinks(root: RawFd, path: &Path) -> bool {
+    !matches!(
+        open_in_root_resolve(root, path, libc::O_PATH, 0, libc::RESOLVE_NO_SYMLINKS),
+        Err(Errno::ELOOP)
+    )
+}
+
+fn open_in_root_resolve(
+    root: RawFd,
+    path: &Path,
+    flags: libc::c_int,
+    mode: u32,
+    extra: u64,
+) -> nix::Result<OwnedFd> {
     let rel = path.strip_prefix("/").unwrap_or(path);
     let rel = if rel.as_os_str().is_empty() {
         Path::new(".")
@@ -33,7 +52,7 @@ pub(crate) fn open_in_root(
     } else {
         0
     };
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS | extra;
     loop {
         // SAFETY: valid dirfd, NUL-terminated path and a correctly sized open_how.
         let r = unsafe {
