@@ -199,11 +199,13 @@ mod tests {
             RuleNetwork {
                 bridge: "b0".into(),
                 subnet: "10.1.0.1/24".parse().unwrap(),
+                gateway: "10.1.0.1".parse().unwrap(),
                 internal: false,
             },
             RuleNetwork {
                 bridge: "b1".into(),
                 subnet: "10.2.0.0/24".parse().unwrap(),
+                gateway: "10.2.0.1".parse().unwrap(),
                 internal: true,
             },
         ];
