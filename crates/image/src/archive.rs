@@ -130,28 +130,13 @@ pub fn save(store: &Store, references: &[&str], out: &mut dyn Write) -> Result<(
                 None => {
                     // The uncompressed tar's size is needed before its header: decompress into a temp file.
                     let tmp = store.temp_path("save");
-                    let blob = meta
-                        .blob
-                        .as_ref()
-                        .ok_or_else(|| invalid(format!("layer {chain} has no blob")))?;
                     let mut f = File::options()
                         .read(true)
                         .write(true)
                         .create_new(true)
                         .open(&tmp.path)
                         .map_err(ArchiveError::from)?;
-                    let (_, mut dec) = decompress(BufReader::new(store.open_blob(&blob.digest)?))
-                        .map_err(ArchiveError::from)?;
-                    let mut hw = crate::digest::HashWriter::new(&mut f);
-                    io::copy(&mut dec, &mut hw).map_err(ArchiveError::from)?;
-                    let (d, n, _) = hw.finish();
-                    if d != meta.diff_id {
-                        return Err(crate::store::StoreError::DigestMismatch {
-                            expected: meta.diff_id.clone(),
-                            actual: d,
-                        }
-                        .into());
-                    }
+                    let n = store.layer_tar(&meta, &mut f)?;
                     f.rewind().map_err(ArchiveError::from)?;
                     b.append(&tar_header(&path, n, false), &mut f)
                         .map_err(ArchiveError::from)?;

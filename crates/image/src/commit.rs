@@ -82,7 +82,7 @@ pub fn commit(
         }
         f.rewind().map_err(io)?;
         let top = parent.as_ref().and_then(|p| p.chain_ids.last().cloned());
-        let meta = store.create_layer(
+        let (meta, lp) = store.create_layer_pinned(
             &mut f,
             LayerSpec {
                 parent: top.as_deref(),
@@ -92,7 +92,7 @@ pub fn commit(
                 max_size: opts.max_layer_size,
             },
         )?;
-        layer_pin = Some(store.pin([meta.chain_id.clone()]));
+        layer_pin = Some(lp);
         cfg.rootfs.kind = "layers".into();
         cfg.rootfs.diff_ids.push(meta.diff_id);
     }

@@ -37,14 +37,13 @@ pub fn import(
     for c in changes {
         apply_change(&mut cc, c).map_err(|e| crate::Error::InvalidArgument(e.to_string()))?;
     }
-    let meta = store.create_layer(
+    let (meta, _layer_pin) = store.create_layer_pinned(
         input,
         layers_spec_none(),
         UnpackOptions {
             max_size: opts.max_layer_size,
         },
     )?;
-    let _pin = store.pin([meta.chain_id.clone()]);
     let now = crate::store::now_rfc3339_pub();
     let host = Platform::host();
     let cfg = ImageConfig {

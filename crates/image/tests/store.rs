@@ -316,6 +316,19 @@ fn commit_layer_on_parent() {
     assert_eq!(h.len(), 2);
     assert_eq!(h[0].created_by, "berth commit");
     assert_eq!(store.inspect("child:1").unwrap().parent, base.id);
+
+    // Save works without the kept blob of a layer berth packed itself (rebuilt from the unpacked dir).
+    let top = store.store().layer(&img.chain_ids[1]).unwrap();
+    fs::remove_file(store.store().blob_path(&top.blob.unwrap().digest).unwrap()).unwrap();
+    let mut saved = Vec::new();
+    store.save(&["child:1"], &mut saved).unwrap();
+    let dr2 = tempfile::tempdir().unwrap();
+    let s2 = ImageStore::open(dr2.path()).unwrap();
+    assert_eq!(
+        s2.load(&mut &saved[..], &NoProgress).unwrap(),
+        [LoadedImage::Tag("child:1".into())]
+    );
+    assert_eq!(s2.resolve("child:1").unwrap().id, img.id);
     // The parent cannot be deleted by id while a child exists; untagging it keeps it.
     let e = store.remove(&base.id, true).unwrap_err();
     assert!(e.to_string().contains("dependent child images"), "{e}");

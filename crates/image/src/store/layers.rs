@@ -150,6 +150,17 @@ impl Store {
         spec: LayerSpec<'_>,
         opts: UnpackOptions,
     ) -> Result<LayerMeta, crate::Error> {
+        self.create_layer_pinned(input, spec, opts).map(|(m, _)| m)
+    }
+
+    /// Like [`Store::create_layer`], but the layer stays pinned against gc until the returned guard drops,
+    /// so a caller can record an image referencing it without a window for gc in between.
+    pub fn create_layer_pinned(
+        &self,
+        input: &mut dyn Read,
+        spec: LayerSpec<'_>,
+        opts: UnpackOptions,
+    ) -> Result<(LayerMeta, super::Pins<'_>), crate::Error> {
         let work = self.temp_path("layer");
         fs::create_dir(&work.path).map_err(io_err(&work.path))?;
         let mut blob = self.blob_writer()?;
@@ -173,7 +184,7 @@ impl Store {
             }
         }
         let chain = chain_id(spec.parent, &unpacked.diff_id);
-        let _pin = self.pin([chain.clone(), unpacked.digest.clone()]);
+        let pin = self.pin([chain.clone(), unpacked.digest.clone()]);
         // Make the unpacked files durable before they become visible (SIGKILL is harmless, power loss is not).
         syncfs(&work.path)?;
         let (blob_digest, blob_size) = blob.commit(Some(&unpacked.digest))?;
@@ -182,7 +193,7 @@ impl Store {
             if let Some(s) = spec.source {
                 self.add_layer_source(&chain, s)?;
             }
-            return Ok(self.layer(&chain)?);
+            return Ok((self.layer(&chain)?, pin));
         }
         let cache_id = random_hex(32);
         fs::write(work.path.join(LAYER_MARKER), chain.as_bytes()).map_err(io_err(&work.path))?;
@@ -207,7 +218,41 @@ impl Store {
             sources: spec.source.into_iter().collect(),
         };
         self.write_layer_meta(&meta)?;
-        Ok(meta)
+        Ok((meta, pin))
+    }
+
+    /// Writes the layer's uncompressed tar (its diff id verified) to `out`: decompressed from the kept blob,
+    /// or, when there is none, packed from the unpacked dir. Returns the size.
+    pub fn layer_tar(
+        &self,
+        meta: &LayerMeta,
+        out: &mut dyn io::Write,
+    ) -> Result<u64, crate::Error> {
+        let mut hw = crate::digest::HashWriter::new(out);
+        let werr = |e: io::Error| StoreError::Io {
+            path: meta.chain_id.clone(),
+            source: e,
+        };
+        match meta.blob.as_ref().filter(|b| self.has_blob(&b.digest)) {
+            Some(b) => {
+                let (_, mut dec) =
+                    layer::decompress(io::BufReader::new(self.open_blob(&b.digest)?))
+                        .map_err(werr)?;
+                io::copy(&mut dec, &mut hw).map_err(werr)?;
+            }
+            None => {
+                crate::pack::pack(&self.layer_diff_dir(&meta.chain_id)?, &mut hw).map_err(werr)?
+            }
+        }
+        let (d, n, _) = hw.finish();
+        if d != meta.diff_id {
+            return Err(StoreError::DigestMismatch {
+                expected: meta.diff_id.clone(),
+                actual: d,
+            }
+            .into());
+        }
+        Ok(n)
     }
 
     /// Writes a layer's metadata dir in the temp area and renames it into place: the commit point.
