@@ -194,3 +194,48 @@ fn save_loads_in_docker_and_docker_save_loads_in_berth() {
     assert_eq!(s2.resolve("from-docker:3").unwrap().id, bb.id);
     common::assert_same_tree(rootfs.path(), &s2.layer_dirs("from-docker:3").unwrap()[0]);
 }
+
+#[test]
+fn docker_pulls_what_berth_pushed_and_back() {
+    if common::skip_without(&["dockerd", "docker", "docker-registry", "/bin/busybox"]) {
+        return;
+    }
+    if !common::is_root() || !private_mount_ns() {
+        eprintln!(
+            "SKIPPED: needs root in a private mount namespace (unshare -m --propagation private)"
+        );
+        return;
+    }
+    let reg = common::Registry::start();
+    let d = Dockerd::start();
+    let dr = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dr.path()).unwrap();
+    let rootfs = tempfile::tempdir().unwrap();
+    common::busybox_rootfs(rootfs.path());
+    let tar = common::tar_dir(rootfs.path(), false);
+    let bb = store
+        .import(&mut &tar[..], Some("bb:1"), &[], None)
+        .unwrap();
+    let name = format!("{}/berth/bb:1", reg.addr());
+    store.tag("bb:1", &name).unwrap();
+    let pushed = store.push(&name, None, &NoProgress).unwrap();
+
+    // dockerd verifies every digest and diff id on pull.
+    let out = d.docker(&["pull", &name]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&pushed.digest));
+    let id = String::from_utf8(
+        d.docker(&["image", "inspect", "--format", "{{.Id}}", &name])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(id.trim(), bb.id);
+
+    let back = format!("{}/fromdocker/bb:2", reg.addr());
+    d.docker(&["tag", &name, &back]);
+    d.docker(&["push", &back]);
+    let dr2 = tempfile::tempdir().unwrap();
+    let s2 = ImageStore::open(dr2.path()).unwrap();
+    let img = s2.pull(&back, None, None, &NoProgress).unwrap();
+    assert_eq!(img.id, bb.id);
+    common::assert_same_tree(rootfs.path(), &s2.layer_dirs(&back).unwrap()[0]);
+}
