@@ -296,7 +296,8 @@ impl NetworkManager {
                 if let Some(t) = taken.iter().find(|t| t.overlaps(&sn)) {
                     return Err(NetworkError::Overlap(*t));
                 }
-                // A user-given subnet may cover host routes only if it is exactly a bridge's own (re-create).
+                // Unlike docker, an explicit subnet that a host route already covers is refused too: traffic
+                // to it would be split between the bridge and that route.
                 if host.iter().any(|h| h.overlaps(&sn) && h.prefix <= 30) {
                     return Err(NetworkError::Overlap(sn));
                 }
@@ -431,51 +432,76 @@ impl NetworkManager {
         })
     }
 
-    fn pick_port(s: &State, proto: Proto, ip: Option<Ipv4Addr>) -> Result<u16, NetworkError> {
-        // The kernel picks a free ephemeral port; retry if berth already published it (DNAT holds no socket).
-        for _ in 0..64 {
-            let addr = (ip.unwrap_or(Ipv4Addr::UNSPECIFIED), 0);
-            let port = match proto {
-                Proto::Tcp => TcpListener::bind(addr).and_then(|l| l.local_addr()),
-                Proto::Udp => UdpSocket::bind(addr).and_then(|l| l.local_addr()),
-            }
-            .map_err(|e| NetworkError::Invalid(format!("cannot pick a host port: {e}")))?
-            .port();
-            if !Self::port_published(s, proto, ip, port) {
-                return Ok(port);
-            }
+    fn port_taken(
+        s: &State,
+        chosen: &[PortMapping],
+        proto: Proto,
+        ip: Option<Ipv4Addr>,
+        port: u16,
+    ) -> bool {
+        let clash = |m: &PortMapping| {
+            m.proto == proto
+                && m.host_port == port
+                && (m.host_ip.is_none() || ip.is_none() || m.host_ip == ip)
+        };
+        chosen.iter().any(clash)
+            || s.networks
+                .values()
+                .flat_map(|n| n.endpoints.values())
+                .flat_map(|e| &e.ports)
+                .any(clash)
+    }
+
+    /// Binds `(ip, port)` (port 0: any) and returns the bound port; a failure means a host process has it.
+    fn probe_port(proto: Proto, ip: Option<Ipv4Addr>, port: u16) -> std::io::Result<u16> {
+        let addr = (ip.unwrap_or(Ipv4Addr::UNSPECIFIED), port);
+        match proto {
+            Proto::Tcp => TcpListener::bind(addr).and_then(|l| l.local_addr()),
+            Proto::Udp => UdpSocket::bind(addr).and_then(|l| l.local_addr()),
         }
-        Err(NetworkError::Invalid("cannot pick a free host port".into()))
+        .map(|a| a.port())
     }
 
-    fn port_published(s: &State, proto: Proto, ip: Option<Ipv4Addr>, port: u16) -> bool {
-        s.networks
-            .values()
-            .flat_map(|n| n.endpoints.values())
-            .flat_map(|e| &e.ports)
-            .any(|m| {
-                m.proto == proto
-                    && m.host_port == port
-                    && (m.host_ip.is_none() || ip.is_none() || m.host_ip == ip)
-            })
-    }
-
+    /// Turns `-p` specs into mappings: explicit host ports must be free (not published by berth, not bound by a
+    /// host process); random ones come from the kernel's ephemeral range, skipping ports berth published
+    /// (a DNAT rule holds no socket, so the kernel would not know).
     fn resolve_ports(s: &State, specs: &[PortSpec]) -> Result<Vec<PortMapping>, NetworkError> {
         let mut out: Vec<PortMapping> = Vec::new();
         for spec in specs {
-            for m in spec.expand(|proto| Self::pick_port(s, proto, spec.host_ip))? {
-                let dup = out.iter().any(|o| {
-                    o.proto == m.proto
-                        && o.host_port == m.host_port
-                        && (o.host_ip.is_none() || m.host_ip.is_none() || o.host_ip == m.host_ip)
+            for (i, cp) in (spec.container_ports.0..=spec.container_ports.1).enumerate() {
+                let (proto, ip) = (spec.proto, spec.host_ip);
+                let host_port = match spec.host_ports {
+                    Some((first, _)) => {
+                        let port = first.saturating_add(i as u16);
+                        if Self::port_taken(s, &out, proto, ip, port)
+                            || Self::probe_port(proto, ip, port).is_err()
+                        {
+                            return Err(NetworkError::PortInUse { ip, port });
+                        }
+                        port
+                    }
+                    None => {
+                        let mut found = None;
+                        for _ in 0..64 {
+                            let p = Self::probe_port(proto, ip, 0).map_err(|e| {
+                                NetworkError::Invalid(format!("cannot pick a host port: {e}"))
+                            })?;
+                            if !Self::port_taken(s, &out, proto, ip, p) {
+                                found = Some(p);
+                                break;
+                            }
+                        }
+                        found.ok_or_else(|| {
+                            NetworkError::Invalid("cannot pick a free host port".into())
+                        })?
+                    }
+                };
+                out.push(PortMapping {
+                    proto,
+                    host_ip: ip,
+                    host_port,
+                    container_port: cp,
                 });
-                if dup || Self::port_published(s, m.proto, m.host_ip, m.host_port) {
-                    return Err(NetworkError::PortInUse {
-                        ip: m.host_ip,
-                        port: m.host_port,
-                    });
-                }
-                out.push(m);
             }
         }
         Ok(out)
@@ -517,6 +543,7 @@ impl NetworkManager {
             let mac = mac_for(ip);
             link::create_veth(&veth, &n.bridge, &req.netns, &ifname, &mac, self.config.mtu)?;
             let ep = Endpoint {
+                id: random_hex(64),
                 network_id: n.id.clone(),
                 network_name: n.name.clone(),
                 container_id: req.container_id.clone(),
@@ -577,6 +604,28 @@ impl NetworkManager {
             link::delete_link(&ep.veth)?;
             Ok(ep)
         })
+    }
+
+    /// Detaches the container of `ep` from `ep`'s network.
+    pub fn detach_endpoint(&self, ep: &Endpoint) -> Result<Endpoint, NetworkError> {
+        self.detach(&ep.network_id, &ep.container_id)
+    }
+
+    /// Detaches every container for which `alive` says false (at daemon start: containers that died while
+    /// berthd was down still hold addresses and ports). Returns the removed endpoints.
+    pub fn prune(&self, alive: impl Fn(&str) -> bool) -> Result<Vec<Endpoint>, NetworkError> {
+        let dead: Vec<(String, String)> = self.with_state(|s, _| {
+            Ok(s.networks
+                .values()
+                .flat_map(|n| {
+                    n.endpoints
+                        .keys()
+                        .filter(|c| !alive(c))
+                        .map(|c| (n.id.clone(), c.clone()))
+                })
+                .collect())
+        })?;
+        dead.iter().map(|(n, c)| self.detach(n, c)).collect()
     }
 
     /// Detaches a container from every network (container removal).

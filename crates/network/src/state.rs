@@ -68,6 +68,9 @@ pub struct Network {
 /// A container's attachment to a network.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Endpoint {
+    /// 64-hex endpoint id (docker's `EndpointID`).
+    #[serde(default)]
+    pub id: String,
     /// Network id.
     pub network_id: String,
     /// Network name.
@@ -241,6 +244,7 @@ mod tests {
 
     fn ep(ip: Ipv4Addr) -> Endpoint {
         Endpoint {
+            id: String::new(),
             network_id: String::new(),
             network_name: String::new(),
             container_id: ip.to_string(),

@@ -37,7 +37,14 @@ fn attach_ping_and_ipam_persistence() {
                 ports: vec![],
             };
             let e1 = mgr.attach(&req(&c1)).unwrap();
-            let e2 = mgr.attach(&req(&c2)).unwrap();
+            // c2's namespace is given as an open fd instead of a path.
+            let (_c2_ns_file, c2_ns) = berth_network::link::open_netns(&c2.netns_path()).unwrap();
+            let e2 = mgr
+                .attach(&AttachRequest {
+                    netns: c2_ns,
+                    ..req(&c2)
+                })
+                .unwrap();
             assert_eq!(
                 (e1.ip.to_string(), e2.ip.to_string()),
                 ("10.213.1.2".into(), "10.213.1.3".into())
@@ -90,6 +97,13 @@ fn attach_ping_and_ipam_persistence() {
             let e3 = again.attach(&r3).unwrap();
             assert_eq!(e3.ip.to_string(), "10.213.1.4");
             assert!(c3.ping("10.213.1.2"));
+            // c3 dies while "berthd is down": its namespace and veth vanish with it; prune frees its record.
+            let mut c3 = c3;
+            c3.child.kill().unwrap();
+            c3.child.wait().unwrap();
+            let pruned = again.prune(|id| id != "c3").unwrap();
+            assert_eq!(pruned.iter().map(|e| e.ip).collect::<Vec<_>>(), [e3.ip]);
+            assert!(!again.get("bridge").unwrap().endpoints.contains_key("c3"));
 
             // Detach frees the address and removes the veth; the next attach reuses the lowest free address.
             let gone = mgr.detach("bridge", "c1").unwrap();

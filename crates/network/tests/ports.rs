@@ -126,6 +126,16 @@ fn published_ports_reach_httpd() {
                 Err(NetworkError::PortInUse { .. })
             ));
 
+            // Nor one a host process is bound to.
+            let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let busy_port = busy.local_addr().unwrap().port();
+            let clash = PortSpec::parse(&format!("127.0.0.1:{busy_port}:81")).unwrap();
+            assert!(matches!(
+                mgr.publish("bridge", "client", &[clash]),
+                Err(NetworkError::PortInUse { port, .. }) if port == busy_port
+            ));
+            drop(busy);
+
             // Unpublish removes the rules: the port stops answering.
             let old = mgr.unpublish("bridge", "web").unwrap();
             assert_eq!(old.len(), 2);
