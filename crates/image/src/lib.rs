@@ -63,6 +63,8 @@ impl Error {
             Error::NotFound(_) => 404,
             Error::Conflict(_) => 409,
             Error::Registry(e) => e.http_status(),
+            Error::Manifest(manifest::ManifestError::NoMatchingPlatform(_)) => 404,
+            Error::Manifest(manifest::ManifestError::InvalidPlatform(_)) => 400,
             Error::Archive(_) => 400,
             _ => 500,
         }
