@@ -152,12 +152,21 @@ pub fn create_with_console(opts: &CreateOptions) -> Result<(ContainerState, Opti
             linux.gid_mappings().as_deref().unwrap_or_default(),
         )?;
     }
+    parent_sock.send(&Msg::Go)?;
+    // The child builds its rootfs meanwhile (see init.rs); it waits for CgroupJoined before anything that needs
+    // the cgroup (cgroup namespace, hooks, execve).
     cgroup::setup(&cg, &spec, pid)?;
     if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
             .map_err(|e| RuntimeError::io("write oom_score_adj", e))?;
     }
-    parent_sock.send(&Msg::Go)?;
+    if let Err(e) = parent_sock.send(&Msg::CgroupJoined) {
+        // The child may have failed meanwhile: its error message is still queued.
+        return match parent_sock.recv() {
+            Ok((Msg::Error(m), _)) => Err(RuntimeError::Child(m)),
+            _ => Err(e.into()),
+        };
+    }
     let mut master = None;
     loop {
         match parent_sock.recv() {

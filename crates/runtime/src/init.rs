@@ -61,17 +61,21 @@ fn setup(a: &InitArgs) -> Result<String, String> {
     } else if !plan.unshare.is_empty() {
         nix::sched::unshare(plan.unshare).map_err(|e| format!("unshare namespaces: {e}"))?;
     }
-    // Id maps written, cgroup joined.
+    // Id maps written. The parent now moves us into the cgroup while we build the rootfs: the move waits for
+    // an RCU grace period in the kernel, so doing both at once hides most of it.
     a.sock.expect(Msg::Go).map_err(|e| s(&e))?;
     if plan.any_user {
         // Become root of the user namespace (we are "nobody" there until we do).
         let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
         let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
     }
-    if plan.new_cgroup {
-        // Now that the parent put us in the container's cgroup, our cgroup namespace root is that cgroup.
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-            .map_err(|e| format!("unshare cgroup namespace: {e}"))?;
+    // A fresh cgroup2 mount (pure v2 host) needs our cgroup namespace already: wait for the cgroup first.
+    let v2_mount = a
+        .cgroup
+        .is_some_and(|c| c.layout == berth_cgroups::Layout::V2);
+    let early = plan.new_cgroup && v2_mount;
+    if early {
+        join_cgroup(a, plan)?;
     }
     rootfs::set_names(a.spec).map_err(|e| s(&e))?;
     let root = rootfs::prepare_root(a.spec, a.rootfs).map_err(|e| s(&e))?;
@@ -91,6 +95,9 @@ fn setup(a: &InitArgs) -> Result<String, String> {
         nix::sys::stat::Mode::empty(),
     )
     .map_err(|e| format!("open exec fifo: {e}"))?;
+    if !early {
+        join_cgroup(a, plan)?;
+    }
     let hooks = a.spec.hooks().as_ref();
     #[allow(deprecated)]
     let runtime_hooks =
@@ -149,6 +156,19 @@ fn setup(a: &InitArgs) -> Result<String, String> {
     let _ = nix::unistd::write(unsafe_borrow(w), b"0");
     let _ = nix::unistd::close(fifo);
     Ok(process::exec(&prepared).to_string())
+}
+
+/// Waits until the parent put us in the container's cgroup, then unshares the cgroup namespace (its root is
+/// then that cgroup). Mknod before this point is fine: the device rules allow mknod of any node.
+fn join_cgroup(a: &InitArgs, plan: &NsPlan) -> Result<(), String> {
+    a.sock
+        .expect(Msg::CgroupJoined)
+        .map_err(|e| e.to_string())?;
+    if plan.new_cgroup {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| format!("unshare cgroup namespace: {e}"))?;
+    }
+    Ok(())
 }
 
 fn unsafe_borrow(fd: std::os::fd::RawFd) -> std::os::fd::BorrowedFd<'static> {

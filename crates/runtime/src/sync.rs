@@ -25,8 +25,10 @@ pub enum SyncError {
 pub(crate) enum Msg {
     /// child -> parent: joined and unshared its namespaces (only when some are joined by path).
     NsReady,
-    /// parent -> child: id maps written, cgroup joined; carry on.
+    /// parent -> child: id maps written; carry on.
     Go,
+    /// parent -> child: the child is in the container's cgroup (resources applied).
+    CgroupJoined,
     /// child -> parent: namespaces and mounts exist; run createRuntime/prestart hooks.
     RunHooks,
     /// parent -> child: hooks done.
