@@ -155,8 +155,9 @@ pub const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
 
 const NET_DIR: &str = "network";
 
-/// Manages berth's bridges, endpoints and rules for one data root.
-#[derive(Debug)]
+/// Manages berth's bridges, endpoints and rules for one data root. Cheap to clone (a path and the config), so
+/// the daemon can move a clone into `spawn_blocking`; all coordination is the on-disk lock.
+#[derive(Clone, Debug)]
 pub struct NetworkManager {
     store: Store,
     config: Config,

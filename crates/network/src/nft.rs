@@ -6,6 +6,8 @@
 //! the next apply would not remove, and nothing outside the table is ever read, changed or flushed.
 //!
 //! Chains (every base chain has policy accept, so berth never drops traffic it does not own):
+//! - `guard` (filter, prerouting, raw priority): packets for 127.0.0.0/8 arriving on a berth bridge are dropped,
+//!   because `route_localnet` would otherwise route them to the host's loopback services.
 //! - `prerouting` / `output` (nat): traffic to a local address jumps to `publish`, which DNATs published ports.
 //!   `output` covers the host itself, including 127.0.0.1 (needs `route_localnet` on the bridge).
 //! - `postrouting` (nat): masquerade a non-internal network's traffic leaving through another interface;
@@ -64,6 +66,19 @@ fn q(s: &str) -> String {
 pub fn render(table: &str, nets: &[RuleNetwork], ports: &[RulePort]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "table ip {table} {{");
+    if !nets.is_empty() {
+        // route_localnet on the bridges (needed for the 127.0.0.1 DNAT) would otherwise let a container send
+        // packets to the host's 127.0.0.1 services through its gateway (CVE-2020-8558's pattern).
+        let all = nets
+            .iter()
+            .map(|n| q(&n.bridge))
+            .collect::<Vec<_>>()
+            .join(", ");
+        s.push_str(
+            "  chain guard {\n    type filter hook prerouting priority -300; policy accept;\n",
+        );
+        let _ = writeln!(s, "    iifname {{ {all} }} ip daddr 127.0.0.0/8 drop\n  }}");
+    }
     s.push_str(
         "  chain prerouting {\n    type nat hook prerouting priority -100; policy accept;\n",
     );
@@ -232,6 +247,10 @@ mod tests {
             "internal must not NAT: {r}"
         );
         assert!(r.contains("iifname \"b1\" oifname != \"b1\" drop"), "{r}");
+        assert!(
+            r.contains("iifname { \"b0\", \"b1\" } ip daddr 127.0.0.0/8 drop"),
+            "{r}"
+        );
         assert!(
             r.contains("iifname \"b1\" ip daddr != 10.2.0.1 drop"),
             "{r}"

@@ -135,7 +135,7 @@ impl State {
 }
 
 /// The state directory with its lock.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Store {
     dir: PathBuf,
 }

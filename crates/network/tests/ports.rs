@@ -119,6 +119,81 @@ fn published_ports_reach_httpd() {
                 "hairpin to itself"
             );
 
+            // route_localnet must not open the host's loopback to containers: a datagram a container routes to
+            // 127.0.0.1 through its gateway is dropped, while one to the gateway address arrives (control).
+            let gw = ep.gateway;
+            let lo_sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let gw_sock =
+                std::net::UdpSocket::bind((gw, lo_sock.local_addr().unwrap().port())).unwrap();
+            let port = lo_sock.local_addr().unwrap().port();
+            let gw_s = gw.to_string();
+            for args in [
+                &[
+                    "ip",
+                    "route",
+                    "del",
+                    "local",
+                    "127.0.0.0/8",
+                    "dev",
+                    "lo",
+                    "table",
+                    "local",
+                ][..],
+                &[
+                    "ip",
+                    "route",
+                    "del",
+                    "local",
+                    "127.0.0.1",
+                    "dev",
+                    "lo",
+                    "table",
+                    "local",
+                ][..],
+                &[
+                    "ip",
+                    "route",
+                    "add",
+                    "127.0.0.1/32",
+                    "via",
+                    &gw_s,
+                    "dev",
+                    "eth0",
+                ][..],
+            ] {
+                let o = client.exec(args);
+                assert!(
+                    o.status.success(),
+                    "{args:?}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+            berth_network::link::in_netns(&client.netns(), || {
+                let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+                s.send_to(b"to-loopback", ("127.0.0.1", port)).unwrap();
+                s.send_to(b"to-gateway", (gw, port)).unwrap();
+            })
+            .unwrap();
+            let mut buf = [0u8; 64];
+            gw_sock
+                .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let n = gw_sock
+                .recv(&mut buf)
+                .expect("control datagram to the gateway");
+            assert_eq!(&buf[..n], b"to-gateway");
+            // The control arrived after the probe was sent first, so a delivered probe would be queued by now.
+            lo_sock.set_nonblocking(true).unwrap();
+            if let Ok((n, from)) = lo_sock.recv_from(&mut buf) {
+                panic!(
+                    "a container reached the host's 127.0.0.1: {:?} from {from}\n{}",
+                    String::from_utf8_lossy(&buf[..n]),
+                    run_ok("nft", &["list", "table", "ip", &table])
+                );
+            }
+            let rules = run_ok("nft", &["list", "table", "ip", &table]);
+            assert!(rules.contains("ip daddr 127.0.0.0/8 drop"), "{rules}");
+
             // The same host port cannot be published twice.
             let taken = PortSpec::parse(&format!("{any_port}:81")).unwrap();
             assert!(matches!(
