@@ -1,6 +1,16 @@
 //! berth-image: image references, the content-addressed store under `<data-root>/image/`, layer unpacking into
 //! `<data-root>/overlay2/`, the registry client (pull/push with token and basic auth), docker-archive /
 //! OCI-layout save and load, and import. The engine uses the [`ImageStore`] facade; see ARCHITECTURE.md.
+//!
+//! ```no_run
+//! use berth_image::{ImageStore, NoProgress, ProgressEvent};
+//! let store = ImageStore::open("/var/lib/berth")?;
+//! let img = store.pull("busybox", None, None, &|e: ProgressEvent| eprintln!("{e:?}"))?;
+//! let lower = store.layer_dirs(&img.id)?; // lowest first; overlay's lowerdir is the reverse
+//! let cfg = img.container_config(); // Env, Cmd, Entrypoint, WorkingDir, User, ...
+//! # let _ = (lower, cfg, NoProgress);
+//! # Ok::<(), berth_image::Error>(())
+//! ```
 
 pub mod archive;
 pub mod auth;

@@ -148,6 +148,13 @@ pub fn pull(
             queue.push_back(i);
         }
     }
+    // Layers beyond the download slots wait, as docker reports them.
+    for &i in queue.iter().skip(opts.max_concurrent_downloads.max(1)) {
+        progress.event(ProgressEvent::status(
+            Some(&short_id(&m.layers[i].digest)),
+            "Waiting",
+        ));
+    }
     let queue = Mutex::new(queue);
     let cancel = AtomicBool::new(false);
     let first_err: Mutex<Option<Error>> = Mutex::new(None);
