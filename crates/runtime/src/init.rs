@@ -95,18 +95,23 @@ fn setup(a: &InitArgs) -> Result<String, String> {
         nix::sys::stat::Mode::empty(),
     )
     .map_err(|e| format!("open exec fifo: {e}"))?;
-    if !early {
-        join_cgroup(a, plan)?;
-    }
     let hooks = a.spec.hooks().as_ref();
     #[allow(deprecated)]
     let runtime_hooks =
         hooks.is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some());
+    let container_hooks = hooks.and_then(|h| h.create_container().as_ref());
+    // Hooks see a container that is in its cgroup; without hooks, the join can wait until the last moment
+    // that still has CAP_SYS_ADMIN for the cgroup namespace (before the process settings).
+    let mut joined = early;
+    if !joined && (runtime_hooks || container_hooks.is_some()) {
+        join_cgroup(a, plan)?;
+        joined = true;
+    }
     if runtime_hooks {
         a.sock.send(&Msg::RunHooks).map_err(|e| s(&e))?;
         a.sock.expect(Msg::HooksDone).map_err(|e| s(&e))?;
     }
-    if let Some(h) = hooks.and_then(|h| h.create_container().as_ref()) {
+    if let Some(h) = container_hooks {
         hooks::run("createContainer", h, &a.hook_state).map_err(|e| s(&e))?;
     }
     rootfs::pivot(a.rootfs, a.no_pivot).map_err(|e| s(&e))?;
@@ -128,6 +133,9 @@ fn setup(a: &InitArgs) -> Result<String, String> {
                 .send_with_fd(&Msg::Pty, Some(master.as_raw_fd()))
                 .map_err(|e| s(&e))?,
         }
+    }
+    if !joined {
+        join_cgroup(a, plan)?;
     }
     let seccomp = a.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let prepared = process::apply(proc, seccomp, a.preserve_fds).map_err(|e| s(&e))?;
