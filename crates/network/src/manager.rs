@@ -474,10 +474,20 @@ impl NetworkManager {
                 let host_port = match spec.host_ports {
                     Some((first, _)) => {
                         let port = first.saturating_add(i as u16);
-                        if Self::port_taken(s, &out, proto, ip, port)
-                            || Self::probe_port(proto, ip, port).is_err()
-                        {
+                        if Self::port_taken(s, &out, proto, ip, port) {
                             return Err(NetworkError::PortInUse { ip, port });
+                        }
+                        match Self::probe_port(proto, ip, port) {
+                            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                                return Err(NetworkError::PortInUse { ip, port });
+                            }
+                            Err(e) => {
+                                let ip = ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+                                return Err(NetworkError::Invalid(format!(
+                                    "cannot publish {ip}:{port}: {e}"
+                                )));
+                            }
+                            Ok(_) => {}
                         }
                         port
                     }

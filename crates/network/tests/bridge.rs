@@ -116,6 +116,12 @@ fn attach_ping_and_ipam_persistence() {
                 mgr.remove_network("bridge"),
                 Err(NetworkError::InUse(_))
             ));
+            // A reboot loses bridge and rules; ensure_default_bridge at daemon start brings both back.
+            run_ok("ip", &["link", "del", &bridge]);
+            run_ok("nft", &["delete", "table", "ip", &cfg.nft_table]);
+            assert_eq!(mgr.ensure_default_bridge().unwrap().id, net.id);
+            assert!(run_ok("ip", &["-4", "addr", "show", "dev", &bridge]).contains("10.213.1.1/24"));
+            assert!(run_ok("nft", &["list", "table", "ip", &cfg.nft_table]).contains("masquerade"));
             vec![e1b.veth, e2.veth, e3.veth]
         };
         // The guard ran cleanup_all.
