@@ -52,6 +52,8 @@ pub mod ports;
 pub mod state;
 pub mod subnet;
 
+pub use dns::{DnsHandle, DnsServer, NameTable};
+pub use files::{hostname_file, hosts_file, resolv_conf, upstream_servers, DnsSettings};
 pub use link::NetnsRef;
 pub use manager::{
     mac_for, AttachRequest, Config, NetworkError, NetworkManager, NetworkSpec, BRIDGE_NAME_OPTION,

@@ -116,13 +116,39 @@ fn attach_ping_and_ipam_persistence() {
                 mgr.remove_network("bridge"),
                 Err(NetworkError::InUse(_))
             ));
+            // Two processes' worth of managers attaching at once never get the same address (the state lock).
+            let c4 = FakeContainer::start("c4");
+            let c5 = FakeContainer::start("c5");
+            let (r4, r5) = (req(&c4), req(&c5));
+            let (m4, m5) = (
+                mgr.clone(),
+                NetworkManager::open(dir.path(), cfg.clone()).unwrap(),
+            );
+            let (e4, e5) = std::thread::scope(|sc| {
+                // Threads spawned here inherit this thread's (the test's private) network namespace.
+                let t4 = sc.spawn(|| m4.attach(&r4).unwrap());
+                let t5 = sc.spawn(|| m5.attach(&r5).unwrap());
+                (t4.join().unwrap(), t5.join().unwrap())
+            });
+            assert_ne!(e4.ip, e5.ip);
+            assert!(c4.ping(&e5.ip.to_string()));
+            let all = mgr.get("bridge").unwrap();
+            let mut ips: Vec<_> = all.endpoints.values().map(|e| e.ip).collect();
+            ips.sort();
+            ips.dedup();
+            assert_eq!(
+                ips.len(),
+                all.endpoints.len(),
+                "no address is allocated twice"
+            );
+
             // A reboot loses bridge and rules; ensure_default_bridge at daemon start brings both back.
             run_ok("ip", &["link", "del", &bridge]);
             run_ok("nft", &["delete", "table", "ip", &cfg.nft_table]);
             assert_eq!(mgr.ensure_default_bridge().unwrap().id, net.id);
             assert!(run_ok("ip", &["-4", "addr", "show", "dev", &bridge]).contains("10.213.1.1/24"));
             assert!(run_ok("nft", &["list", "table", "ip", &cfg.nft_table]).contains("masquerade"));
-            vec![e1b.veth, e2.veth, e3.veth]
+            vec![e1b.veth, e2.veth, e3.veth, e4.veth, e5.veth]
         };
         // The guard ran cleanup_all.
         let mut prefixes: Vec<&str> = veths.iter().map(String::as_str).collect();
