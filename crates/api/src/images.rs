@@ -185,11 +185,16 @@ pub async fn create(
         .await
         .map_err(ApiError::internal)?;
         return match res {
-            Ok(img) => Ok((
-                [(header::CONTENT_TYPE, "application/json")],
-                line(json!({"status": img.id})),
-            )
-                .into_response()),
+            Ok(img) => {
+                state
+                    .events
+                    .emit("image", "import", &img.id, json!({"name": img.id}));
+                Ok((
+                    [(header::CONTENT_TYPE, "application/json")],
+                    line(json!({"status": img.id})),
+                )
+                    .into_response())
+            }
             Err(e) if e.http_status() == 400 => Err(img_err(e)),
             Err(e) => Ok((
                 [(header::CONTENT_TYPE, "application/json")],
@@ -213,13 +218,19 @@ pub async fn create(
     };
     let auth = registry_auth(&headers);
     let store = state.images.store().clone();
+    let engine = state.clone();
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     tokio::task::spawn_blocking(move || {
         let progress = |ev: ProgressEvent| {
             let _ = tx.blocking_send(progress_line(&ev));
         };
-        if let Err(e) = store.pull(&reference, platform.as_ref(), auth.as_ref(), &progress) {
-            let _ = tx.blocking_send(error_line(&e.to_string()));
+        match store.pull(&reference, platform.as_ref(), auth.as_ref(), &progress) {
+            Ok(_) => engine
+                .events
+                .emit("image", "pull", &reference, json!({"name": reference})),
+            Err(e) => {
+                let _ = tx.blocking_send(error_line(&e.to_string()));
+            }
         }
     });
     Ok(json_stream(rx))
@@ -302,6 +313,7 @@ pub async fn load(
         .await
         .map_err(|e| ApiError::bad(e.to_string()))?;
     let store = state.images.store().clone();
+    let engine = state.clone();
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     tokio::task::spawn_blocking(move || {
         let progress = |ev: ProgressEvent| {
@@ -312,10 +324,13 @@ pub async fn load(
         match store.load(&mut &data[..], &progress) {
             Ok(loaded) => {
                 for l in loaded {
-                    let msg = match l {
-                        LoadedImage::Tag(t) => format!("Loaded image: {t}\n"),
-                        LoadedImage::Id(id) => format!("Loaded image ID: {id}\n"),
+                    let (name, msg) = match l {
+                        LoadedImage::Tag(t) => (t.clone(), format!("Loaded image: {t}\n")),
+                        LoadedImage::Id(id) => (id.clone(), format!("Loaded image ID: {id}\n")),
                     };
+                    engine
+                        .events
+                        .emit("image", "load", &name, json!({"name": name}));
                     let _ = tx.blocking_send(line(json!({"stream": msg})));
                 }
             }
@@ -344,6 +359,11 @@ pub async fn post_dispatch(
             None => repo.clone(),
         };
         store.tag(name, &target).map_err(img_err)?;
+        if let Ok(img) = store.resolve(&target) {
+            state
+                .events
+                .emit("image", "tag", &img.id, json!({"name": target}));
+        }
         return Ok(StatusCode::CREATED.into_response());
     }
     if let Some(name) = rest.strip_suffix("/push") {
@@ -353,6 +373,7 @@ pub async fn post_dispatch(
         };
         store.resolve(&reference).map_err(img_err)?;
         let auth = registry_auth(&headers);
+        let engine = state.clone();
         let (tx, rx) = mpsc::channel::<Bytes>(256);
         tokio::task::spawn_blocking(move || {
             let progress = |ev: ProgressEvent| {
@@ -360,6 +381,9 @@ pub async fn post_dispatch(
             };
             match store.push(&reference, auth.as_ref(), &progress) {
                 Ok(r) => {
+                    engine
+                        .events
+                        .emit("image", "push", &reference, json!({"name": reference}));
                     // berth-image already reported "<tag>: digest: ... size: ..." as progress.
                     let _ = tx.blocking_send(line(
                         json!({"progressDetail": {}, "aux": {"Tag": r.tag, "Digest": r.digest, "Size": r.size}}),
@@ -425,8 +449,20 @@ pub async fn remove(
     Ok(Json(json!(events
         .into_iter()
         .map(|e| match e {
-            RemoveEvent::Untagged(t) => json!({"Untagged": t}),
-            RemoveEvent::Deleted(id) => json!({"Deleted": id}),
+            RemoveEvent::Untagged(t) => {
+                state
+                    .events
+                    .emit("image", "untag", &img.id, json!({"name": t}));
+                json!({"Untagged": t})
+            }
+            RemoveEvent::Deleted(id) => {
+                if id == img.id {
+                    state
+                        .events
+                        .emit("image", "delete", &id, json!({"name": id}));
+                }
+                json!({"Deleted": id})
+            }
         })
         .collect::<Vec<_>>())))
 }

@@ -6,6 +6,7 @@
 
 mod containers;
 mod error;
+mod exec;
 mod images;
 mod streams;
 mod system;
@@ -119,6 +120,9 @@ pub fn router(engine: Arc<Engine>) -> Router {
         )
         .route("/containers/{id}/logs", get(streams::logs))
         .route("/containers/{id}/attach", post(streams::attach))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/json", get(exec::inspect))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/prune", post(images::prune))

@@ -262,7 +262,61 @@ pub async fn df(
     Ok(Json(out))
 }
 
-/// `GET /events`: not implemented yet; answers an empty stream that ends at `until` (or right away).
-pub async fn events() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], "").into_response()
+/// `GET /events?since=&until=&filters=`: past events from `since`, then live ones until `until` (or until the
+/// client goes away).
+pub async fn events(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    use berth_engine::events::{matches, parse_time, EVENT_FILTERS};
+    let f = berth_engine::query::parse_filters(q.get("filters").map(String::as_str))?;
+    berth_engine::query::check_filters(&f, EVENT_FILTERS)?;
+    let time = |k: &str| -> Result<Option<i64>, ApiError> {
+        match q.get(k).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => parse_time(v)
+                .map(Some)
+                .ok_or_else(|| ApiError::bad(format!("invalid value for {k}: {v}"))),
+        }
+    };
+    let (since, until) = (time("since")?, time("until")?);
+    let (past, mut rx) = state.events.subscribe(since);
+    let (tx, out) = tokio::sync::mpsc::channel::<axum::body::Bytes>(256);
+    tokio::spawn(async move {
+        let before_until =
+            |e: &Value| until.is_none_or(|u| e["timeNano"].as_i64().unwrap_or(0) <= u);
+        for e in past.iter().filter(|e| before_until(e) && matches(e, &f)) {
+            if tx.send(format!("{e}\n").into()).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+            let wait = match until {
+                Some(u) if u <= now => return,
+                Some(u) => std::time::Duration::from_nanos((u - now) as u64),
+                None => std::time::Duration::from_secs(3600),
+            };
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Ok(e) => {
+                        if before_until(&e) && matches(&e, &f) && tx.send(format!("{e}\n").into()).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                },
+                _ = tokio::time::sleep(wait) => {}
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    let body =
+        axum::body::Body::from_stream(futures_util::stream::unfold(out, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+        }));
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

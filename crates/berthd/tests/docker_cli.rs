@@ -360,3 +360,112 @@ fn docker_security_defaults_apply() {
     let links = d.ok(&["run", "--rm", "busybox", "ls", "/sys/class/net"]);
     assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["lo"]);
 }
+
+#[test]
+fn exec_and_events() {
+    require!();
+    let d = Daemon::start();
+    d.import_busybox();
+    let since = d.ok(&["version", "--format", "{{.Server.Version}}"]);
+    assert!(!since.is_empty());
+    d.ok(&[
+        "run", "-d", "--name", "exechost", "busybox", "sleep", "1000",
+    ]);
+    let o = d.docker(&[
+        "exec",
+        "exechost",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 5",
+    ]);
+    assert_eq!(o.status.code(), Some(5));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
+    assert_eq!(
+        d.ok(&[
+            "exec",
+            "-u",
+            "nobody",
+            "-w",
+            "/tmp",
+            "-e",
+            "X=1",
+            "exechost",
+            "sh",
+            "-c",
+            "id -u; pwd; echo $X"
+        ]),
+        "65534\n/tmp\n1\n"
+    );
+    let o = d.docker(&["exec", "exechost", "/nonexistent"]);
+    assert_eq!(o.status.code(), Some(127));
+    let o = d.docker(&["exec", "nosuch", "true"]);
+    assert!(!o.status.success());
+    d.ok(&["create", "--name", "stopped", "busybox", "true"]);
+    let o = d.docker(&["exec", "stopped", "true"]);
+    assert!(
+        !o.status.success(),
+        "exec in a container that is not running must fail"
+    );
+    d.ok(&["rm", "-f", "exechost"]);
+    // The history has the whole life cycle, in order. `until` a second from now ends the stream.
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let (code, body) = d.http(
+        "GET",
+        &format!(
+            "/events?since=0&until={until}&filters=%7B%22container%22%3A%5B%22exechost%22%5D%7D"
+        ),
+        None,
+    );
+    assert_eq!(code, 200);
+    let actions: Vec<String> = body
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["Action"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let expect = [
+        "create",
+        "start",
+        "exec_create: sh -c echo out; echo err >&2; exit 5",
+        "exec_start: sh -c echo out; echo err >&2; exit 5",
+        "exec_die",
+    ];
+    for (i, e) in expect.iter().enumerate() {
+        assert_eq!(actions.get(i).map(String::as_str), Some(*e), "{actions:?}");
+    }
+    assert!(
+        actions.iter().any(|a| a == "kill") && actions.iter().any(|a| a == "die"),
+        "{actions:?}"
+    );
+    assert_eq!(
+        actions.last().map(String::as_str),
+        Some("destroy"),
+        "{actions:?}"
+    );
+    let until = until.to_string();
+    let o = d.docker(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "type=image",
+        "--filter",
+        "event=import",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("image import"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

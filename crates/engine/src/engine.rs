@@ -99,6 +99,10 @@ pub struct Engine {
     /// Last exit (code, error) of removed containers, so a `wait?condition=removed` that only sees the removal
     /// still reports the exit code.
     tombstones: Mutex<HashMap<String, (i32, Option<String>)>>,
+    /// The event bus.
+    pub events: crate::events::Events,
+    /// Exec instances (in memory: they do not survive berthd).
+    pub(crate) execs: crate::exec::Execs,
     changes: watch::Sender<u64>,
 }
 
@@ -125,6 +129,8 @@ impl Engine {
             images,
             containers: Mutex::new(HashMap::new()),
             tombstones: Mutex::new(HashMap::new()),
+            execs: Mutex::new(HashMap::new()),
+            events: Default::default(),
             changes,
         });
         engine.recover();
@@ -137,6 +143,22 @@ impl Engine {
 
     fn notify(&self) {
         self.changes.send_modify(|v| *v += 1);
+    }
+
+    /// Publishes a container event with docker's attributes (name, image, labels) plus `extra`.
+    pub(crate) fn container_event(&self, c: &Container, action: &str, extra: Value) {
+        let mut attrs = json!({"name": c.short_name(), "image": c.config["Image"]});
+        if let Some(l) = c.config["Labels"].as_object() {
+            for (k, v) in l {
+                attrs[k] = v.clone();
+            }
+        }
+        if let Some(e) = extra.as_object() {
+            for (k, v) in e {
+                attrs[k] = v.clone();
+            }
+        }
+        self.events.emit("container", action, &c.id, attrs);
     }
 
     /// A receiver that changes whenever any container's state changes.
@@ -389,6 +411,7 @@ impl Engine {
             let _ = fs::remove_dir_all(&dir);
             return Err(internal(e));
         }
+        self.container_event(&c, "create", json!({}));
         t.insert(id.clone(), c);
         drop(t);
         self.notify();
@@ -514,7 +537,10 @@ impl Engine {
                 }
             });
             match res {
-                Ok(_) | Err(EngineError::NoSuchContainer(_)) => Ok(()),
+                Ok(_) | Err(EngineError::NoSuchContainer(_)) => {
+                    self.container_event(&c, "start", json!({}));
+                    Ok(())
+                }
                 Err(e) => Err(e),
             }
         } else {
@@ -631,11 +657,13 @@ impl Engine {
         );
         let st: MonitorStatus =
             read_json(&MonitorStatus::path(&self.cfg.data_root, id)).unwrap_or_default();
+        let mut died = false;
         let Ok(c) = self.update(id, |c| {
             if c.monitor_pid != pid {
                 return;
             }
             let was_started = st.pid != 0;
+            died = was_started;
             c.monitor_pid = 0;
             c.state.running = false;
             c.state.pid = 0;
@@ -663,6 +691,13 @@ impl Engine {
         }) else {
             return;
         };
+        if died {
+            self.container_event(
+                &c,
+                "die",
+                json!({"exitCode": c.state.exit_code.to_string()}),
+            );
+        }
         // The monitor unmounts on a clean exit; make sure a crashed one does not leave the rootfs mounted.
         if let Ok(l) = berth_storage::RwLayer::open(&self.cfg.data_root, id) {
             let _ = l.unmount();
@@ -738,7 +773,9 @@ impl Engine {
                 c.id
             )));
         }
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.state.pid), sig).map_err(internal)
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.state.pid), sig).map_err(internal)?;
+        self.container_event(&c, "kill", json!({"signal": (sig as i32).to_string()}));
+        Ok(())
     }
 
     /// Waits until the container is not running (or the receiver closes).
@@ -788,6 +825,7 @@ impl Engine {
             let _ = self.kill(&c.id, Some("KILL"));
             self.wait_not_running(&c.id, None).await;
         }
+        self.container_event(&c, "stop", json!({}));
         Ok(())
     }
 
@@ -802,7 +840,11 @@ impl Engine {
             Ok(()) | Err(EngineError::NotModified(_)) => {}
             Err(e) => return Err(e),
         }
-        self.start(key).await
+        self.start(key).await?;
+        if let Ok(c) = self.get(key) {
+            self.container_event(&c, "restart", json!({}));
+        }
+        Ok(())
     }
 
     /// `POST /containers/{id}/wait`: resolves with the exit code. `condition`: not-running (default), next-exit,
@@ -883,6 +925,7 @@ impl Engine {
             t.insert(c.id.clone(), (c.state.exit_code, err));
         }
         self.notify();
+        self.container_event(c, "destroy", json!({}));
         let mut result = Ok(());
         if let Ok(layer) = berth_storage::RwLayer::open(&self.cfg.data_root, &c.id) {
             if let Err(e) = layer.remove() {
@@ -916,7 +959,8 @@ impl Engine {
                 other.id
             )));
         }
-        self.update(&c.id, |c| c.name = format!("/{n}"))?;
+        let c2 = self.update(&c.id, |c| c.name = format!("/{n}"))?;
+        self.container_event(&c2, "rename", json!({"oldName": c.name}));
         Ok(())
     }
 

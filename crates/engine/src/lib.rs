@@ -6,9 +6,13 @@
 //! - [`spec`]: the OCI `config.json` builder.
 //! - [`logs`]: json-file logs and docker's multiplexed stream framing.
 //! - [`monitor`]: the per-container monitor process (`berth monitor`).
+//! - [`events`]: the `/events` bus.
+//! - [`exec`]: `docker exec` through a helper process.
 //! - [`engine`]: the daemon side: create/start/stop/wait/remove/list, exit tracking, recovery after restart.
 
 pub mod engine;
+pub mod events;
+pub mod exec;
 pub mod images;
 pub mod logs;
 pub mod monitor;

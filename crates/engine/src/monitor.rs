@@ -45,12 +45,14 @@ pub enum MonitorError {
 
 /// Parsed command line.
 #[derive(Debug)]
-struct Opts {
-    data_root: PathBuf,
-    exec_root: PathBuf,
-    id: String,
-    runtime: Vec<String>,
+pub(crate) struct Opts {
+    pub(crate) data_root: PathBuf,
+    pub(crate) exec_root: PathBuf,
+    pub(crate) id: String,
+    pub(crate) runtime: Vec<String>,
     sync_fd: Option<i32>,
+    /// `--exec FILE`: run the OCI process in FILE inside the running container instead (see [`crate::exec`]).
+    pub(crate) exec: Option<PathBuf>,
 }
 
 fn parse(args: &[OsString]) -> Result<Opts, MonitorError> {
@@ -58,8 +60,8 @@ fn parse(args: &[OsString]) -> Result<Opts, MonitorError> {
         .iter()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned());
-    let (mut data_root, mut exec_root, mut id, mut runtime, mut sync_fd) =
-        (None, None, None, None, None);
+    let (mut data_root, mut exec_root, mut id, mut runtime, mut sync_fd, mut exec) =
+        (None, None, None, None, None, None);
     while let Some(a) = it.next() {
         let mut val = || {
             it.next()
@@ -69,6 +71,7 @@ fn parse(args: &[OsString]) -> Result<Opts, MonitorError> {
             "--data-root" => data_root = Some(PathBuf::from(val()?)),
             "--exec-root" => exec_root = Some(PathBuf::from(val()?)),
             "--id" => id = Some(val()?),
+            "--exec" => exec = Some(PathBuf::from(val()?)),
             "--runtime" => runtime = Some(val()?),
             "--sync-fd" => {
                 sync_fd = Some(
@@ -96,6 +99,7 @@ fn parse(args: &[OsString]) -> Result<Opts, MonitorError> {
             .map(String::from)
             .collect(),
         sync_fd,
+        exec,
     })
 }
 
@@ -114,6 +118,9 @@ pub fn main(args: &[OsString]) -> i32 {
             eprintln!("berth monitor: {e}");
             return 1;
         }
+    }
+    if opts.exec.is_some() {
+        return crate::exec::helper_main(&opts);
     }
     if let Some(fd) = opts.sync_fd {
         // Keep the sync pipe out of the runtime's and the container's processes.
@@ -156,11 +163,11 @@ pub fn main(args: &[OsString]) -> i32 {
 }
 
 /// Whether the container runs through berth-runtime in this process rather than a runtime CLI.
-fn builtin(o: &Opts) -> bool {
+pub(crate) fn builtin(o: &Opts) -> bool {
     o.runtime.first().is_none_or(|r| r == "builtin")
 }
 
-fn runtime_root(o: &Opts) -> PathBuf {
+pub(crate) fn runtime_root(o: &Opts) -> PathBuf {
     o.exec_root.join("runtime")
 }
 
@@ -259,7 +266,7 @@ fn rt_start(o: &Opts) -> Result<(), String> {
     }
 }
 
-fn runtime_cmd(o: &Opts) -> Command {
+pub(crate) fn runtime_cmd(o: &Opts) -> Command {
     let mut c = Command::new(&o.runtime[0]);
     c.args(&o.runtime[1..])
         .arg("--root")
@@ -479,7 +486,7 @@ fn pump(pid: i32, out_r: &OwnedFd, err_r: &OwnedFd, writer: &mut Writer) -> i32 
 }
 
 /// Reaps children (we are a subreaper, so orphans land here too); returns the init's exit code once it exited.
-fn wait_for(pid: i32, block: bool) -> Option<i32> {
+pub(crate) fn wait_for(pid: i32, block: bool) -> Option<i32> {
     loop {
         let flags = if block {
             None

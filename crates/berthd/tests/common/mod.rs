@@ -203,6 +203,8 @@ impl Daemon {
         body: Option<&str>,
     ) -> std::io::Result<(u16, String)> {
         let mut s = UnixStream::connect(&self.sock)?;
+        // A safety net against a hanging daemon, not a timing assertion.
+        s.set_read_timeout(Some(Duration::from_secs(120)))?;
         let body = body.unwrap_or("");
         write!(
             s,
@@ -402,4 +404,59 @@ pub fn workspace() -> PathBuf {
         .nth(2)
         .unwrap()
         .to_path_buf()
+}
+
+/// Debian's docker-registry on 127.0.0.1:<free port>, storage in a temp dir; killed by pid on drop.
+pub struct Registry {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("berthd-registry-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        let r = Registry {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "registry did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        r
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

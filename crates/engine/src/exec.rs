@@ -1,0 +1,314 @@
+//! `docker exec`: extra processes in a running container.
+//!
+//! berthd never forks into a container itself: an exec runs in a fresh helper process
+//! (`berth monitor --exec PROCESS.json ...`, single-threaded) that calls `berth_runtime::exec` (or a runc-compatible
+//! `exec --process`) with the helper's own stdout/stderr, which are pipes berthd reads. The helper waits for the
+//! process and exits with its exit code, which berthd records for `GET /exec/{id}/json`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+use crate::engine::{Engine, EngineError};
+use crate::monitor::{builtin, runtime_cmd, runtime_root, wait_for, Opts};
+use crate::record::{read_json, write_json, Container};
+
+/// Errors of the exec helper.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The process file is unreadable.
+    #[error("reading exec process {0}: {1}")]
+    Process(PathBuf, String),
+}
+
+/// One exec instance.
+#[derive(Debug, Clone)]
+pub struct ExecRecord {
+    /// 64-hex id.
+    pub id: String,
+    /// The container it runs in.
+    pub container_id: String,
+    /// docker's ExecConfig (Cmd, Env, User, WorkingDir, Tty, Privileged, Attach*).
+    pub config: Value,
+    /// Whether it has been started.
+    pub started: bool,
+    /// Whether the process runs now.
+    pub running: bool,
+    /// Exit code once done.
+    pub exit_code: Option<i32>,
+    /// Helper pid while running.
+    pub pid: i32,
+}
+
+/// The exec table.
+pub type Execs = std::sync::Mutex<HashMap<String, ExecRecord>>;
+
+/// Entry of the helper (`berth monitor --exec FILE`): returns the process' exit code.
+pub(crate) fn helper_main(o: &Opts) -> i32 {
+    let file = o.exec.clone().unwrap_or_default();
+    let process: oci_spec::runtime::Process = match std::fs::read(&file)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{}", ExecError::Process(file, e));
+            return 126;
+        }
+    };
+    if !builtin(o) {
+        let st = runtime_cmd(o)
+            .arg("exec")
+            .arg("--process")
+            .arg(&file)
+            .arg(&o.id)
+            .status();
+        return match st {
+            Ok(s) => s.code().unwrap_or_else(|| {
+                use std::os::unix::process::ExitStatusExt;
+                128 + s.signal().unwrap_or(0)
+            }),
+            Err(e) => {
+                eprintln!("running {}: {e}", o.runtime[0]);
+                126
+            }
+        };
+    }
+    let opts = berth_runtime::ExecOptions {
+        process,
+        console_socket: None,
+        pid_file: None,
+        preserve_fds: 0,
+    };
+    match berth_runtime::exec(&runtime_root(o), &o.id, &opts) {
+        Ok(h) => wait_for(h.pid, true).unwrap_or(255),
+        Err(e) => {
+            let msg = e.to_string();
+            eprintln!("OCI runtime exec failed: {msg}");
+            let lower = msg.to_ascii_lowercase();
+            if lower.contains("not found") || lower.contains("no such file") {
+                127
+            } else {
+                126
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// `POST /containers/{id}/exec`.
+    pub fn exec_create(&self, key: &str, config: Value) -> Result<String, EngineError> {
+        let c = self.get(key)?;
+        if !c.state.running {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not running",
+                c.id
+            )));
+        }
+        if config["Cmd"].as_array().is_none_or(|a| a.is_empty()) {
+            return Err(EngineError::InvalidParameter(
+                "No exec command specified".into(),
+            ));
+        }
+        let id = crate::names::new_id();
+        let rec = ExecRecord {
+            id: id.clone(),
+            container_id: c.id.clone(),
+            config,
+            started: false,
+            running: false,
+            exit_code: None,
+            pid: 0,
+        };
+        let cmd = rec.config["Cmd"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), rec);
+        self.container_event(&c, &format!("exec_create: {cmd}"), json!({"execID": id}));
+        Ok(id)
+    }
+
+    /// `GET /exec/{id}/json`.
+    pub fn exec_inspect(&self, id: &str) -> Result<ExecRecord, EngineError> {
+        self.execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or_else(|| EngineError::NoSuchContainer(format!("exec instance {id}")))
+    }
+
+    fn exec_update(&self, id: &str, f: impl FnOnce(&mut ExecRecord)) {
+        if let Some(r) = self
+            .execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(id)
+        {
+            f(r);
+        }
+    }
+
+    /// The OCI process for an exec: the container's own process settings with the exec's overrides.
+    fn exec_process(&self, c: &Container, cfg: &Value) -> Result<Value, EngineError> {
+        let spec: Value =
+            read_json(&Container::dir(&self.cfg.data_root, &c.id).join("config.json"))
+                .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let mut p = spec["process"].clone();
+        p["args"] = cfg["Cmd"].clone();
+        p["terminal"] = json!(false);
+        let mut env: Vec<String> = p["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect();
+        for e in cfg["Env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+        {
+            let key = e.split('=').next().unwrap_or(e);
+            env.retain(|x| x.split('=').next() != Some(key));
+            env.push(e.to_string());
+        }
+        p["env"] = json!(env);
+        if let Some(w) = cfg["WorkingDir"].as_str().filter(|w| !w.is_empty()) {
+            p["cwd"] = json!(w);
+        }
+        if let Some(u) = cfg["User"].as_str().filter(|u| !u.is_empty()) {
+            let rootfs = PathBuf::from(spec["root"]["path"].as_str().unwrap_or("/nonexistent"));
+            let (uid, gid, extra) = crate::spec::resolve_user(&rootfs, u)
+                .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
+            p["user"] = json!({"uid": uid, "gid": gid, "additionalGids": extra});
+        }
+        if cfg["Privileged"].as_bool().unwrap_or(false) {
+            let caps = crate::spec::capabilities(&json!({"Privileged": true}))
+                .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
+            p["capabilities"] = json!({"bounding": caps, "effective": caps, "permitted": caps});
+        }
+        Ok(p)
+    }
+
+    /// `POST /exec/{id}/start`: runs the exec, sending docker's multiplexed frames (or raw bytes for a TTY
+    /// exec) to `out`, and records the exit code before returning.
+    pub async fn exec_start(
+        self: &Arc<Self>,
+        id: &str,
+        out: Option<mpsc::Sender<Vec<u8>>>,
+    ) -> Result<(), EngineError> {
+        let rec = self.exec_inspect(id)?;
+        if rec.started {
+            return Err(EngineError::Conflict(format!(
+                "exec {id} has already been started"
+            )));
+        }
+        let c = self.get(&rec.container_id)?;
+        if !c.state.running {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not running",
+                c.id
+            )));
+        }
+        let process = self.exec_process(&c, &rec.config)?;
+        let file = Container::dir(&self.cfg.data_root, &c.id).join(format!("exec-{id}.json"));
+        write_json(&file, &process).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let tty = rec.config["Tty"].as_bool().unwrap_or(false);
+        let mut child = tokio::process::Command::new(&self.cfg.berth_binary)
+            .arg("monitor")
+            .arg("--data-root")
+            .arg(&self.cfg.data_root)
+            .arg("--exec-root")
+            .arg(&self.cfg.exec_root)
+            .arg("--id")
+            .arg(&c.id)
+            .arg("--runtime")
+            .arg(&self.cfg.runtime)
+            .arg("--exec")
+            .arg(&file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| EngineError::Internal(format!("starting exec helper: {e}")))?;
+        let pid = child.id().unwrap_or(0) as i32;
+        let cmd = rec.config["Cmd"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.container_event(&c, &format!("exec_start: {cmd}"), json!({"execID": id}));
+        self.exec_update(id, |r| {
+            r.started = true;
+            r.running = true;
+            r.pid = pid;
+        });
+        let mut stdout = child.stdout.take();
+        let mut stderr = child.stderr.take();
+        let (mut buf_o, mut buf_e) = (vec![0u8; 32768], vec![0u8; 32768]);
+        let frame = |stream: u8, data: &[u8]| {
+            if tty {
+                data.to_vec()
+            } else {
+                crate::logs::frame(stream, data)
+            }
+        };
+        while stdout.is_some() || stderr.is_some() {
+            let (stream, n) = tokio::select! {
+                r = async { stdout.as_mut().expect("checked").read(&mut buf_o).await }, if stdout.is_some() => (1u8, r.unwrap_or(0)),
+                r = async { stderr.as_mut().expect("checked").read(&mut buf_e).await }, if stderr.is_some() => (2u8, r.unwrap_or(0)),
+            };
+            if n == 0 {
+                if stream == 1 {
+                    stdout = None;
+                } else {
+                    stderr = None;
+                }
+                continue;
+            }
+            let data = if stream == 1 {
+                &buf_o[..n]
+            } else {
+                &buf_e[..n]
+            };
+            if let Some(tx) = &out {
+                // A client that went away does not stop the process; keep draining.
+                let _ = tx.send(frame(stream, data)).await;
+            }
+        }
+        let code = match child.wait().await {
+            Ok(s) => s.code().unwrap_or_else(|| {
+                use std::os::unix::process::ExitStatusExt;
+                128 + s.signal().unwrap_or(0)
+            }),
+            Err(_) => 255,
+        };
+        let _ = std::fs::remove_file(&file);
+        self.exec_update(id, |r| {
+            r.running = false;
+            r.exit_code = Some(code);
+            r.pid = 0;
+        });
+        self.container_event(
+            &c,
+            "exec_die",
+            json!({"execID": id, "exitCode": code.to_string()}),
+        );
+        Ok(())
+    }
+}
