@@ -1,0 +1,1 @@
+//! berth-build: Dockerfiles, build contexts and the classic builder (`berth build`, `POST /build`).
