@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Benchmarks pulling a multi-layer image of a few hundred MB from a local registry (Debian's docker-registry on
+# 127.0.0.1, plain HTTP), all in the same run:
+#   - `berth pull` through berthd, a fresh berthd data root for every run (download + verify + unpack to overlay2);
+#   - `docker pull` through dockerd (Debian's docker.io, --insecure-registry), `docker rmi` between runs;
+#   - `skopeo copy docker://... dir:` into a fresh dir (download + verify only, nothing unpacked).
+# Prints mean and min of each and the ratios berth/docker and berth/skopeo. Goal: berth faster than both.
+# The image is a debootstrap'd bookworm minbase (cached in /var/cache/berth-bench) split into layers, plus generated
+# layers; without debootstrap, generated layers only. Built once and cached (bench/lib/image.sh).
+# Needs root, skopeo, docker-registry, jq, gzip; debootstrap (optional), dockerd + docker CLI (optional).
+# Usage: bench/pull.sh   (BENCH_PULL_RUNS, default 5, timed runs after 1 warm-up; BENCH_NO_BUILD=1 skips the build)
+set -uo pipefail
+BENCH_NAME=bench/pull.sh
+# shellcheck source=bench/lib/common.sh
+. "$(dirname "$0")/lib/common.sh"
+# shellcheck source=bench/lib/image.sh
+. "$(dirname "$0")/lib/image.sh"
+bench_reexec_private_ns "$@"
+bench_require skopeo docker-registry jq gzip python3 cargo
+bench_build
+bench_tmp_root
+RUNS=${BENCH_PULL_RUNS:-5}
+have_docker=1
+for t in dockerd containerd docker; do command -v "$t" >/dev/null || have_docker=0; done
+
+layout=$(bench_image_layout) || bench_die "could not build the benchmark image"
+
+# --- the registry on a free loopback port, storage under $T ---
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+reg=127.0.0.1:$port
+mkdir -p "$T/registry"
+cat >"$T/registry.yml" <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $T/registry
+http:
+  addr: $reg
+YML
+docker-registry serve "$T/registry.yml" >"$T/registry.log" 2>&1 &
+BENCH_PIDS+=("$!")
+bench_wait_for 100 python3 -c "import urllib.request; urllib.request.urlopen('http://$reg/v2/')" ||
+  { cat "$T/registry.log" >&2; bench_die "docker-registry did not start"; }
+img=$reg/bench/bookworm:latest
+skopeo copy --quiet --dest-tls-verify=false --format v2s2 "oci:$layout:latest" "docker://$img" >&2 ||
+  bench_die "skopeo could not push the image to $reg"
+
+bench_header "bench/pull.sh: pull of a multi-layer image from a local registry"
+man=$(skopeo inspect --raw --tls-verify=false "docker://$img")
+echo "image: $img, $(echo "$man" | jq '.layers | length') layers, $(echo "$man" |
+  jq '[.layers[].size] | add / 1048576 | floor') MB of gzip layers" \
+  "($(basename "$layout")), Docker schema2 manifest"
+echo "runs: 1 warm-up + $RUNS timed per tool; times include the CLI"
+
+# time_cmd cmd... -> seconds on stdout, the command's output to $T/last.log; returns the command's status.
+time_cmd() {
+  local t0 t1 rc
+  t0=$(date +%s.%N)
+  "$@" >"$T/last.log" 2>&1; rc=$?
+  t1=$(date +%s.%N)
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
+  return "$rc"
+}
+stats() { # seconds... -> "mean min" (an empty line without figures)
+  [ "$#" -gt 0 ] || { echo; return 0; }
+  printf '%s\n' "$@" | awk '{ s += $1; if (NR == 1 || $1 < m) m = $1 } END { if (NR) printf "%.3f %.3f\n", s / NR, m }'
+}
+
+# --- berth: fresh data root each run ---
+fresh_berthd() {
+  [ -n "${BERTHD_PID:-}" ] && bench_stop_daemon "$BERTHD_PID"
+  awk -v t="$T/berth" '$5 == t || index($5, t "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+    while read -r m; do umount -R -l "$m"; done
+  rm -rf --one-file-system "$T/berth" "$T/berth-exec"
+  bench_start_berthd
+}
+berth_times=()
+for i in $(seq 0 "$RUNS"); do
+  fresh_berthd
+  if ! s=$(time_cmd bc pull "$img"); then
+    echo "berth FAILED: \`$berth -H unix://$T/berth.sock pull $img\`:"; tail -5 "$T/last.log" | sed 's/^/    /'
+    berth_times=(); break
+  fi
+  [ "$i" = 0 ] || berth_times+=("$s")
+done
+if [ "${#berth_times[@]}" -gt 0 ]; then
+  timeout -k 5 60 "$berth" -H "unix://$T/berth.sock" run --rm --network none "$img" \
+    sh -c 'cat /etc/debian_version; ls /opt/bench' >"$T/check.log" 2>&1
+  rc=$?
+  check=$(tr '\n' ' ' <"$T/check.log")
+  if [ "$rc" = 0 ]; then
+    echo "berth: the pulled image runs: $check"
+  else
+    echo "berth FAILED (exit status $rc; 124 = still running after 60 s): \`$berth -H unix://$T/berth.sock run" \
+      "--rm --network none $img sh -c 'cat /etc/debian_version; ls /opt/bench'\`, output: $check"
+  fi
+fi
+bench_stop_daemon "$BERTHD_PID"
+
+# --- skopeo copy to a fresh dir: each run ---
+skopeo_times=()
+for i in $(seq 0 "$RUNS"); do
+  rm -rf "$T/skopeo-dir"
+  s=$(time_cmd skopeo copy --quiet --src-tls-verify=false "docker://$img" "dir:$T/skopeo-dir") ||
+    { echo "skopeo FAILED:"; tail -5 "$T/last.log"; skopeo_times=(); break; }
+  [ "$i" = 0 ] || skopeo_times+=("$s")
+done
+rm -rf "$T/skopeo-dir"
+
+# --- docker pull, rmi between runs ---
+docker_times=()
+if [ "$have_docker" = 1 ]; then
+  bench_start_dockerd --log-level warn --insecure-registry "$reg"
+  for i in $(seq 0 "$RUNS"); do
+    dc rmi -f "$img" >/dev/null 2>&1
+    s=$(time_cmd dc pull "$img") || { echo "docker FAILED:"; tail -5 "$T/last.log"; docker_times=(); break; }
+    [ "$i" = 0 ] || docker_times+=("$s")
+  done
+  dc rmi -f "$img" >/dev/null 2>&1
+  bench_stop_daemon "$DOCKERD_PID"
+else
+  echo "docker: dockerd not installed (apt-get install docker.io): no docker pull figures"
+fi
+
+echo
+read -r bm bmin < <(stats "${berth_times[@]}")
+read -r sm smin < <(stats "${skopeo_times[@]}")
+read -r dm dmin < <(stats "${docker_times[@]}")
+for tool in "berth pull:$bm:$bmin" "docker pull:$dm:$dmin" "skopeo copy (dir:):$sm:$smin"; do
+  IFS=: read -r n m mi <<<"$tool"
+  if [ -n "$m" ]; then printf '%-20s mean %7.3f s, min %7.3f s\n' "$n" "$m" "$mi"
+  else printf '%-20s no figures (failed or not installed)\n' "$n"; fi
+done
+[ -n "${bm:-}" ] && [ -n "${dm:-}" ] && bench_ratio_line "pull (mean)" "$bm" "$dm" s docker
+[ -n "${bm:-}" ] && [ -n "${sm:-}" ] && bench_ratio_line "pull vs skopeo copy (mean)" "$bm" "$sm" s skopeo
+echo "  goal: berth faster than both (ratios < 1); skopeo only downloads, berth and docker also unpack"
+exit 0
