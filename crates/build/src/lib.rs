@@ -1,1 +1,4 @@
 //! berth-build: Dockerfiles, build contexts and the classic builder (`berth build`, `POST /build`).
+
+pub mod parser;
+pub mod substitution;
