@@ -121,6 +121,13 @@ impl Daemon {
             .arg("--berth-binary")
             .arg(monitor_binary())
             .arg("--debug")
+            // BERTH_TEST_RUNTIME=runc runs the suite through a runc-compatible CLI instead of berth-runtime.
+            .args(
+                std::env::var("BERTH_TEST_RUNTIME")
+                    .ok()
+                    .map(|r| vec!["--runtime".to_string(), r])
+                    .unwrap_or_default(),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

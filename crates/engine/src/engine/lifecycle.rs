@@ -1,0 +1,418 @@
+//! Running containers: `start` (bundle, etc files, the monitor process and its sync pipe), the exit watcher
+//! (a pidfd per monitor), `--rm`, and re-attaching to monitors that outlived a previous berthd.
+
+use std::fs;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::unix::AsyncFd;
+
+use super::{internal, Engine, EngineError, Result};
+use crate::record::{now_rfc3339, read_json, write_json, Container, MonitorStatus, ZERO_TIME};
+
+impl Engine {
+    /// Writes /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
+    fn write_etc_files(&self, c: &Container) -> Result<()> {
+        let hostname = c.config["Hostname"].as_str().unwrap_or("localhost");
+        let host_net = c.host_config["NetworkMode"] == "host";
+        fs::write(&c.hostname_path, format!("{hostname}\n")).map_err(internal)?;
+        let hosts = if host_net {
+            fs::read_to_string("/etc/hosts").unwrap_or_default()
+        } else {
+            format!(
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+            )
+        };
+        fs::write(&c.hosts_path, hosts).map_err(internal)?;
+        let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv = if host_net {
+            host_resolv
+        } else {
+            container_resolv_conf(&host_resolv)
+        };
+        fs::write(&c.resolv_conf_path, resolv).map_err(internal)?;
+        Ok(())
+    }
+
+    fn cgroup_v2_only() -> bool {
+        Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+    }
+
+    /// `POST /containers/{id}/start`.
+    pub async fn start(self: &Arc<Self>, key: &str) -> Result<()> {
+        let c = self.get(key)?;
+        if c.state.running {
+            return Err(EngineError::NotModified("container already started".into()));
+        }
+        let img = self
+            .images
+            .resolve(&c.image)
+            .map_err(|e| EngineError::Internal(format!("image of container: {e}")))?;
+        let layer =
+            berth_storage::RwLayer::new(&self.cfg.data_root, &c.id, self.images.layer_dirs(&img)?)
+                .map_err(internal)?;
+        layer.create().map_err(internal)?;
+        let rootfs = layer.mount().map_err(internal)?;
+        self.write_etc_files(&c)?;
+        let mut argv = vec![c.path.clone()];
+        argv.extend(c.args.iter().cloned());
+        let mut env: Vec<String> = vec![format!(
+            "HOSTNAME={}",
+            c.config["Hostname"].as_str().unwrap_or("")
+        )];
+        if c.config["Tty"].as_bool().unwrap_or(false) {
+            env.push("TERM=xterm".into());
+        }
+        env.extend(
+            c.config["Env"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(String::from)),
+        );
+        let dir = Container::dir(&self.cfg.data_root, &c.id);
+        let spec = crate::spec::build(
+            &crate::spec::SpecInput {
+                id: &c.id,
+                rootfs: &rootfs,
+                args: &argv,
+                env: &env,
+                hostname: c.config["Hostname"].as_str().unwrap_or(""),
+                etc_files: [
+                    Path::new(&c.hostname_path),
+                    Path::new(&c.hosts_path),
+                    Path::new(&c.resolv_conf_path),
+                ],
+                cgroup_v2: Self::cgroup_v2_only(),
+            },
+            &c.config,
+            &c.host_config,
+        );
+        let spec = match spec {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = layer.unmount();
+                return Err(EngineError::InvalidParameter(e.to_string()));
+            }
+        };
+        write_json(&dir.join("config.json"), &spec).map_err(internal)?;
+        let _ = fs::remove_file(MonitorStatus::path(&self.cfg.data_root, &c.id));
+        let (monitor_pid, sync_r) = self.spawn_monitor(&c.id)?;
+        self.update(&c.id, |c| {
+            c.monitor_pid = monitor_pid;
+            c.state.error.clear();
+            c.state.exit_code = 0;
+            c.state.oom_killed = false;
+            c.state.finished_at = ZERO_TIME.into();
+        })?;
+        self.watch_monitor(c.id.clone(), monitor_pid);
+        let reply = tokio::task::spawn_blocking(move || {
+            let mut f = fs::File::from(sync_r);
+            let mut s = String::new();
+            let _ = f.read_to_string(&mut s);
+            s
+        })
+        .await
+        .map_err(internal)?;
+        if reply.trim() == "ok" {
+            let st: MonitorStatus =
+                read_json(&MonitorStatus::path(&self.cfg.data_root, &c.id)).unwrap_or_default();
+            // The monitor may already have finished (a very short-lived container); the exit watcher records
+            // that, so only mark running when no exit is known yet.
+            // The monitor may already have finished (a very short-lived container, maybe even auto-removed):
+            // the exit watcher recorded that, so only mark running when the monitor is still there.
+            let res = self.update(&c.id, |c| {
+                if st.exit_code.is_none() && c.monitor_pid == monitor_pid {
+                    c.state.running = true;
+                    c.state.status = "running".into();
+                    c.state.pid = st.pid;
+                    c.state.started_at = st.started_at.clone();
+                }
+            });
+            match res {
+                Ok(_) | Err(EngineError::NoSuchContainer(_)) => {
+                    self.container_event(&c, "start", json!({}));
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            let msg = reply
+                .trim()
+                .strip_prefix("error: ")
+                .unwrap_or("monitor exited before starting the container");
+            // Go spells errno texts in lower case, and the docker CLI matches them that way to pick its exit
+            // code (127 for a missing executable, 126 for a permission problem).
+            let msg = msg
+                .replace("No such file or directory", "no such file or directory")
+                .replace("Permission denied", "permission denied");
+            let code = if msg.contains("not found") || msg.contains("no such file") {
+                127
+            } else if msg.contains("permission denied") {
+                126
+            } else {
+                128
+            };
+            self.update(&c.id, |c| {
+                c.state.error = msg.clone();
+                c.state.exit_code = code;
+            })?;
+            if code == 128 {
+                Err(EngineError::Internal(msg))
+            } else {
+                Err(EngineError::InvalidParameter(msg))
+            }
+        }
+    }
+
+    /// Spawns `berth monitor` detached (own session, stdio on /dev/null), returning its pid and the read end of
+    /// its sync pipe.
+    fn spawn_monitor(&self, id: &str) -> Result<(i32, OwnedFd)> {
+        let (sync_r, sync_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(internal)?;
+        let mut cmd = Command::new(&self.cfg.berth_binary);
+        cmd.arg("monitor")
+            .arg("--data-root")
+            .arg(&self.cfg.data_root)
+            .arg("--exec-root")
+            .arg(&self.cfg.exec_root)
+            .arg("--id")
+            .arg(id)
+            .arg("--runtime")
+            .arg(&self.cfg.runtime)
+            .arg("--sync-fd")
+            .arg("3")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let w = sync_w.as_raw_fd();
+        // SAFETY: only async-signal-safe calls (setsid, dup2, fcntl) run between fork and exec, and `w` stays
+        // open in the parent until after spawn returns.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if w == 3 {
+                    // dup2 onto itself keeps FD_CLOEXEC; clear it by hand.
+                    if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(w, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| {
+            EngineError::Internal(format!(
+                "starting monitor {}: {e}",
+                self.cfg.berth_binary.display()
+            ))
+        })?;
+        drop(sync_w);
+        Ok((child.id() as i32, sync_r))
+    }
+
+    /// Watches a monitor (our child or adopted after a restart) with a pidfd and records the exit when it dies.
+    fn watch_monitor(self: &Arc<Self>, id: String, pid: i32) {
+        let engine = Arc::clone(self);
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+        if fd < 0 {
+            // Already gone (and reaped).
+            engine.on_monitor_exit(&id, pid);
+            return;
+        }
+        // SAFETY: fd is a fresh pidfd that nothing else owns.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        tokio::spawn(async move {
+            // SAFETY: the AsyncFd owns the pidfd, so the fd stays open for as long as it is registered.
+            let registered = unsafe { AsyncFd::register(pidfd) };
+            if let Ok(afd) = registered {
+                let _ = afd.readable().await;
+            } else {
+                // No reactor registration: fall back to polling for the pid to vanish.
+                while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            engine.on_monitor_exit(&id, pid);
+        });
+    }
+
+    /// Records a finished run from monitor.json, and removes the container if AutoRemove.
+    fn on_monitor_exit(self: &Arc<Self>, id: &str, pid: i32) {
+        // Reap it if it is our child; a monitor adopted after a restart is not, and that is fine.
+        let _ = nix::sys::wait::waitpid(
+            nix::unistd::Pid::from_raw(pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+        let st: MonitorStatus =
+            read_json(&MonitorStatus::path(&self.cfg.data_root, id)).unwrap_or_default();
+        let mut died = false;
+        let Ok(c) = self.update(id, |c| {
+            if c.monitor_pid != pid {
+                return;
+            }
+            let was_started = st.pid != 0;
+            died = was_started;
+            c.monitor_pid = 0;
+            c.state.running = false;
+            c.state.pid = 0;
+            c.state.status = if was_started || c.state.status != "created" {
+                "exited".into()
+            } else {
+                "created".into()
+            };
+            if was_started {
+                c.state.status = "exited".into();
+                c.state.exit_code = st.exit_code.unwrap_or(255);
+                c.state.finished_at = st.finished_at.clone().unwrap_or_else(now_rfc3339);
+                c.state.oom_killed = st.oom_killed;
+                if c.state.started_at == ZERO_TIME || c.state.started_at.is_empty() {
+                    c.state.started_at = st.started_at.clone();
+                }
+                c.exits += 1;
+            } else if let Some(e) = &st.error {
+                c.state.error = e.clone();
+                c.state.exit_code = st.exit_code.unwrap_or(128);
+                c.state.status = "exited".into();
+                c.state.finished_at = st.finished_at.clone().unwrap_or_else(now_rfc3339);
+                c.exits += 1;
+            }
+        }) else {
+            return;
+        };
+        if died {
+            self.container_event(
+                &c,
+                "die",
+                json!({"exitCode": c.state.exit_code.to_string()}),
+            );
+        }
+        // The monitor unmounts on a clean exit; make sure a crashed one does not leave the rootfs mounted.
+        if let Ok(l) = berth_storage::RwLayer::open(&self.cfg.data_root, id) {
+            let _ = l.unmount();
+        }
+        if c.host_config["AutoRemove"].as_bool().unwrap_or(false) && !c.state.running {
+            self.auto_remove(c.id.clone());
+        }
+    }
+
+    /// `--rm`: removes the container after its run (files that cannot be deleted are logged; the container is
+    /// gone from the API either way, so `wait?condition=removed` returns).
+    fn auto_remove(&self, id: String) {
+        if let Ok(c) = self.get(&id) {
+            if !c.state.running && c.monitor_pid == 0 {
+                let _ = self.remove_now(&c);
+            }
+        }
+    }
+
+    /// Re-reads containers from disk after a (re)start of berthd.
+    pub(super) fn recover(self: &Arc<Self>) {
+        let Ok(rd) = fs::read_dir(self.cfg.data_root.join("containers")) else {
+            return;
+        };
+        let mut watch = Vec::new();
+        {
+            let mut t = self.table();
+            for e in rd.flatten() {
+                let Some(id) = e.file_name().to_str().map(String::from) else {
+                    continue;
+                };
+                let Ok(c) = Container::load(&self.cfg.data_root, &id) else {
+                    log::warn!("skipping unreadable container record {id}");
+                    continue;
+                };
+                if c.monitor_pid != 0 {
+                    watch.push((id.clone(), c.monitor_pid));
+                }
+                t.insert(id, c);
+            }
+        }
+        for (id, pid) in watch {
+            if monitor_alive(pid, &id) {
+                // Catch up with a start that finished while we were away.
+                let st: MonitorStatus =
+                    read_json(&MonitorStatus::path(&self.cfg.data_root, &id)).unwrap_or_default();
+                let _ = self.update(&id, |c| {
+                    if st.pid != 0 && st.exit_code.is_none() {
+                        c.state.running = true;
+                        c.state.status = "running".into();
+                        c.state.pid = st.pid;
+                        c.state.started_at = st.started_at.clone();
+                    }
+                });
+                self.watch_monitor(id, pid);
+            } else {
+                let _ = self.update(&id, |c| {
+                    // Without the monitor's record we know only that it is gone.
+                    c.state.exit_code = 255;
+                });
+                self.on_monitor_exit(&id, pid);
+            }
+        }
+    }
+}
+
+fn is_zombie(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+/// Whether `pid` is a live `berth monitor` for `id` (and not a recycled pid).
+fn monitor_alive(pid: i32, id: &str) -> bool {
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    !is_zombie(pid) && args.iter().any(|a| *a == b"monitor") && args.contains(&id.as_bytes())
+}
+
+/// resolv.conf for a container with its own network namespace: the host's, minus loopback resolvers (they are
+/// unreachable from there); docker's public fallbacks when none remain.
+pub fn container_resolv_conf(host: &str) -> String {
+    let mut out = String::new();
+    let mut servers = 0;
+    for l in host.lines() {
+        let mut f = l.split_whitespace();
+        if f.next() == Some("nameserver") {
+            let ip = f.next().unwrap_or("");
+            if ip.starts_with("127.") || ip == "::1" {
+                continue;
+            }
+            servers += 1;
+        }
+        out.push_str(l);
+        out.push('\n');
+    }
+    if servers == 0 {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv() {
+        let r = container_resolv_conf("search x\nnameserver 127.0.0.53\n");
+        assert_eq!(r, "search x\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+        let r = container_resolv_conf("nameserver 10.0.0.1\nnameserver ::1\n");
+        assert_eq!(r, "nameserver 10.0.0.1\n");
+    }
+}
