@@ -27,10 +27,10 @@ unshare -m --propagation private hyperfine -N --warmup 3 --min-runs 50 --export-
   -n runc "runc --root $work/runc-state run --bundle $work/bundle runc-bench-$$" >&2
 # Wall time is what the goal is about; user+system CPU time is printed too because it is far less sensitive to
 # other load on the machine (most of the wall time is kernel waits: cgroup migration, RCU grace periods).
-read -r berth_mean berth_cpu < <(jq -r '.results[] | select(.command == "berth") | "\(.mean) \(.user + .system)"' "$work/result.json")
-read -r runc_mean runc_cpu < <(jq -r '.results[] | select(.command == "runc") | "\(.mean) \(.user + .system)"' "$work/result.json")
-awk -v b="$berth_mean" -v r="$runc_mean" -v bc="$berth_cpu" -v rc="$runc_cpu" 'BEGIN {
-  printf "berth runtime run: %.2f ms (cpu %.2f ms)\n", b * 1000, bc * 1000
-  printf "runc run:          %.2f ms (cpu %.2f ms)\n", r * 1000, rc * 1000
-  printf "ratio berth/runc:  %.3f wall, %.3f cpu (goal <= 0.5)\n", b / r, bc / rc
+read -r berth_mean berth_median berth_cpu < <(jq -r '.results[] | select(.command == "berth") | "\(.mean) \(.median) \(.user + .system)"' "$work/result.json")
+read -r runc_mean runc_median runc_cpu < <(jq -r '.results[] | select(.command == "runc") | "\(.mean) \(.median) \(.user + .system)"' "$work/result.json")
+awk -v b="$berth_mean" -v r="$runc_mean" -v bm="$berth_median" -v rm="$runc_median" -v bc="$berth_cpu" -v rc="$runc_cpu" 'BEGIN {
+  printf "berth runtime run: mean %.2f ms, median %.2f ms, cpu %.2f ms\n", b * 1000, bm * 1000, bc * 1000
+  printf "runc run:          mean %.2f ms, median %.2f ms, cpu %.2f ms\n", r * 1000, rm * 1000, rc * 1000
+  printf "ratio berth/runc:  %.3f mean, %.3f median, %.3f cpu (goal <= 0.5)\n", b / r, bm / rm, bc / rc
 }'
