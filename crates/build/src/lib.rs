@@ -1,5 +1,7 @@
 //! berth-build: Dockerfiles, build contexts and the classic builder (`berth build`, `POST /build`).
 
+pub mod archive;
+pub mod context;
 pub mod dockerignore;
 pub mod glob;
 pub mod instructions;
