@@ -54,7 +54,7 @@ man=$(skopeo inspect --raw --tls-verify=false "docker://$img")
 echo "image: $img, $(echo "$man" | jq '.layers | length') layers, $(echo "$man" |
   jq '[.layers[].size] | add / 1048576 | floor') MB of gzip layers" \
   "($(basename "$layout")), Docker schema2 manifest"
-echo "runs: 1 warm-up + $RUNS timed per tool; times include the CLI"
+echo "runs: 1 warm-up + $RUNS timed per tool, the tools taking turns; times include the CLI"
 
 # time_cmd cmd... -> seconds on stdout, the command's output to $T/last.log; returns the command's status.
 time_cmd() {
@@ -70,7 +70,8 @@ stats() { # seconds... -> "mean min" (an empty line without figures)
   printf '%s\n' "$@" | awk '{ s += $1; if (NR == 1 || $1 < m) m = $1 } END { if (NR) printf "%.3f %.3f\n", s / NR, m }'
 }
 
-# --- berth: fresh data root each run ---
+# Fresh state for each tool before each run: berthd restarted on an empty data root, an empty dir for skopeo,
+# `docker rmi` for dockerd.
 fresh_berthd() {
   [ -n "${BERTHD_PID:-}" ] && bench_stop_daemon "$BERTHD_PID"
   awk -v t="$T/berth" '$5 == t || index($5, t "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r |
@@ -78,60 +79,59 @@ fresh_berthd() {
   rm -rf --one-file-system "$T/berth" "$T/berth-exec"
   bench_start_berthd
 }
-berth_times=()
+failed() { # tool command...: report a failed pull once, with its exact command and the end of its output
+  echo "$1 FAILED: \`${*:2}\`:"
+  tail -5 "$T/last.log" | sed 's/^/    /'
+}
+B=("$berth" -H "unix://$T/berth.sock")
+D=(docker -H "unix://$T/docker.sock")
+[ "$have_docker" = 1 ] && bench_start_dockerd --log-level warn --insecure-registry "$reg"
+# The tools take turns within each round, so a change in the machine's load hits all three alike.
+berth_times=(); skopeo_times=(); docker_times=()
+berth_ok=1; skopeo_ok=1; docker_ok=$have_docker
 for i in $(seq 0 "$RUNS"); do
-  fresh_berthd
-  if ! s=$(time_cmd bc pull "$img"); then
-    echo "berth FAILED: \`$berth -H unix://$T/berth.sock pull $img\`:"; tail -5 "$T/last.log" | sed 's/^/    /'
-    berth_times=(); break
+  if [ "$berth_ok" = 1 ]; then
+    fresh_berthd
+    if s=$(time_cmd timeout -k 5 900 "${B[@]}" pull "$img"); then
+      [ "$i" = 0 ] || berth_times+=("$s")
+    else failed berth "${B[@]}" pull "$img"; berth_ok=0; berth_times=(); fi
   fi
-  [ "$i" = 0 ] || berth_times+=("$s")
+  if [ "$skopeo_ok" = 1 ]; then
+    rm -rf "$T/skopeo-dir"
+    if s=$(time_cmd timeout -k 5 900 skopeo copy --quiet --src-tls-verify=false "docker://$img" "dir:$T/skopeo-dir")
+    then [ "$i" = 0 ] || skopeo_times+=("$s")
+    else failed skopeo skopeo copy --src-tls-verify=false "docker://$img" "dir:$T/skopeo-dir"; skopeo_ok=0
+      skopeo_times=(); fi
+    rm -rf "$T/skopeo-dir"
+  fi
+  if [ "$docker_ok" = 1 ]; then
+    dc rmi -f "$img" >/dev/null 2>&1
+    if s=$(time_cmd timeout -k 5 900 "${D[@]}" pull "$img"); then
+      [ "$i" = 0 ] || docker_times+=("$s")
+    else failed docker "${D[@]}" pull "$img"; docker_ok=0; docker_times=(); fi
+  fi
 done
-if [ "${#berth_times[@]}" -gt 0 ]; then
-  timeout -k 5 60 "$berth" -H "unix://$T/berth.sock" run --rm --network none "$img" \
+[ "$have_docker" = 1 ] || echo "docker: dockerd not installed (apt-get install docker.io): no docker pull figures"
+if [ "$berth_ok" = 1 ]; then
+  timeout -k 5 60 "${B[@]}" run --rm --network none "$img" \
     sh -c 'cat /etc/debian_version; ls /opt/bench' >"$T/check.log" 2>&1
   rc=$?
   check=$(tr '\n' ' ' <"$T/check.log")
   if [ "$rc" = 0 ]; then
     echo "berth: the pulled image runs: $check"
   else
-    echo "berth FAILED (exit status $rc; 124 = still running after 60 s): \`$berth -H unix://$T/berth.sock run" \
-      "--rm --network none $img sh -c 'cat /etc/debian_version; ls /opt/bench'\`, output: $check"
+    echo "berth FAILED (exit status $rc; 124 = still running after 60 s): \`${B[*]} run --rm --network none" \
+      "$img sh -c 'cat /etc/debian_version; ls /opt/bench'\`, output: $check"
   fi
 fi
-bench_stop_daemon "$BERTHD_PID"
-
-# --- skopeo copy to a fresh dir: each run ---
-skopeo_times=()
-for i in $(seq 0 "$RUNS"); do
-  rm -rf "$T/skopeo-dir"
-  s=$(time_cmd skopeo copy --quiet --src-tls-verify=false "docker://$img" "dir:$T/skopeo-dir") ||
-    { echo "skopeo FAILED:"; tail -5 "$T/last.log"; skopeo_times=(); break; }
-  [ "$i" = 0 ] || skopeo_times+=("$s")
-done
-rm -rf "$T/skopeo-dir"
-
-# --- docker pull, rmi between runs ---
-docker_times=()
-if [ "$have_docker" = 1 ]; then
-  bench_start_dockerd --log-level warn --insecure-registry "$reg"
-  for i in $(seq 0 "$RUNS"); do
-    dc rmi -f "$img" >/dev/null 2>&1
-    s=$(time_cmd dc pull "$img") || { echo "docker FAILED:"; tail -5 "$T/last.log"; docker_times=(); break; }
-    [ "$i" = 0 ] || docker_times+=("$s")
-  done
-  dc rmi -f "$img" >/dev/null 2>&1
-  bench_stop_daemon "$DOCKERD_PID"
-else
-  echo "docker: dockerd not installed (apt-get install docker.io): no docker pull figures"
-fi
+echo "times (s): berth ${berth_times[*]:-none}; docker ${docker_times[*]:-none}; skopeo ${skopeo_times[*]:-none}"
 
 echo
 read -r bm bmin < <(stats "${berth_times[@]}")
 read -r sm smin < <(stats "${skopeo_times[@]}")
 read -r dm dmin < <(stats "${docker_times[@]}")
-for tool in "berth pull:$bm:$bmin" "docker pull:$dm:$dmin" "skopeo copy (dir:):$sm:$smin"; do
-  IFS=: read -r n m mi <<<"$tool"
+for tool in "berth pull|$bm|$bmin" "docker pull|$dm|$dmin" "skopeo copy (dir:)|$sm|$smin"; do
+  IFS='|' read -r n m mi <<<"$tool"
   if [ -n "$m" ]; then printf '%-20s mean %7.3f s, min %7.3f s\n' "$n" "$m" "$mi"
   else printf '%-20s no figures (failed or not installed)\n' "$n"; fi
 done

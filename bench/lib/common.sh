@@ -85,6 +85,8 @@ bench_cleanup() {
   awk -v t="$T" '$5 == t || index($5, t "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r |
     while read -r m; do umount -R -l "$m" 2>/dev/null; done
   rm -rf --one-file-system "$T"
+  # A monitor ending just now may still have been writing its state: one more pass.
+  [ ! -d "$T" ] || { sleep 1; rm -rf --one-file-system "$T"; }
   # containerd names its cgroup parents after the namespace: remove the (empty) ones it left.
   for d in /sys/fs/cgroup/*/"$BENCH_NS" /sys/fs/cgroup/"$BENCH_NS"; do
     [ -d "$d" ] && rmdir "$d" 2>/dev/null
@@ -149,6 +151,11 @@ bench_hf_stat() {
 # failure print the exact command and its error and return 1.
 bench_try() {
   local what=$1 out; shift
+  # `timeout` runs programs, not shell functions: spell out bc/dc.
+  case $1 in
+    bc) shift; set -- "$berth" -H "unix://$T/berth.sock" "$@" ;;
+    dc) shift; set -- docker -H "unix://$T/docker.sock" "$@" ;;
+  esac
   if ! out=$(timeout -k 5 "${BENCH_CMD_TIMEOUT:-120}" "$@" 2>&1); then
     echo "  $what FAILED: \`$*\`"
     echo "$out" | tail -5 | sed 's/^/    /'
@@ -171,6 +178,6 @@ bench_pss_kb() { awk '/^Pss:/ { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/null 
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 bench_header() {
-  echo "== $1 ($(date -u +%FT%TZ), $(nproc) cores, kernel $(uname -r))"
+  echo "== $1 ($(date -u +%FT%TZ), $(nproc) cores, kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg))"
   echo "berth: $(git -C "$bench_here" rev-parse --short HEAD 2>/dev/null || echo '?') (release build, $berth)"
 }
