@@ -324,3 +324,19 @@ pub async fn inspect(
     }
     Ok(Json(v))
 }
+
+/// `POST /containers/{id}/resize?h=&w=`: accepted (the size is validated) but not yet applied to the pty.
+pub async fn resize(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> Result<StatusCode, ApiError> {
+    state.get(&id)?;
+    for k in ["h", "w"] {
+        if let Some(v) = q.get(k) {
+            v.parse::<u16>()
+                .map_err(|_| ApiError::bad(format!("invalid value for {k}: {v}")))?;
+        }
+    }
+    Ok(StatusCode::OK)
+}

@@ -120,6 +120,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         )
         .route("/containers/{id}/logs", get(streams::logs))
         .route("/containers/{id}/attach", post(streams::attach))
+        .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}/exec", post(exec::create))
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/json", get(exec::inspect))

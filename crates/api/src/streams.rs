@@ -174,6 +174,35 @@ pub async fn logs(
     Ok(([(header::CONTENT_TYPE, ct)], body_from(rx)).into_response())
 }
 
+/// Copies what the client sends into the container's stdin fifo (the monitor feeds it to the container). The
+/// fifo exists once the monitor runs, so opening is retried until then, or until that run is over.
+async fn feed_stdin(
+    engine: Arc<Engine>,
+    id: String,
+    base_exits: u64,
+    fifo: PathBuf,
+    mut rd: impl tokio::io::AsyncRead + Unpin,
+) {
+    let mut rx = engine.subscribe();
+    let mut sender = loop {
+        match tokio::net::unix::pipe::OpenOptions::new().open_sender(&fifo) {
+            Ok(s) => break s,
+            Err(_) => {
+                let over = engine
+                    .get(&id)
+                    .map(|c| c.exits > base_exits && !c.state.running)
+                    .unwrap_or(true);
+                if over {
+                    return;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(50), rx.changed()).await;
+            }
+        }
+    };
+    // EOF from the client (its half-close) drops the sender, which the monitor sees as end of input.
+    let _ = tokio::io::copy(&mut rd, &mut sender).await;
+}
+
 /// `POST /containers/{id}/attach?stream=1&stdout=1&stderr=1`: upgrades the connection (`Upgrade: tcp`) and
 /// streams the output of the current or next run.
 pub async fn attach(
@@ -212,13 +241,23 @@ pub async fn attach(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
     let on_upgrade = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
+    let stdin_fifo = (qbool(q.get("stdin")) && c.config["OpenStdin"].as_bool().unwrap_or(false))
+        .then(|| {
+            berth_engine::record::Container::dir(&state.cfg.data_root, &c.id)
+                .join(berth_engine::monitor::STDIN_FIFO)
+        });
     match (wants_upgrade, on_upgrade) {
         (true, Some(on_upgrade)) => {
+            let engine = state.clone();
+            let (cid, exits) = (c.id.clone(), c.exits);
             tokio::spawn(async move {
                 let Ok(upgraded) = on_upgrade.await else {
                     return;
                 };
-                let mut io = TokioIo::new(upgraded);
+                let (rd, mut io) = tokio::io::split(TokioIo::new(upgraded));
+                if let Some(fifo) = stdin_fifo {
+                    tokio::spawn(feed_stdin(engine, cid, exits, fifo, rd));
+                }
                 while let Some(b) = rx.recv().await {
                     if io.write_all(&b).await.is_err() {
                         return;

@@ -474,3 +474,50 @@ fn exec_and_events() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+#[test]
+fn stdin_and_tty() {
+    require!();
+    let d = Daemon::start();
+    d.import_busybox();
+    let o = d.docker_stdin(&["run", "-i", "--rm", "busybox", "wc", "-l"], b"a\nb\nc\n");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "3");
+    let o = d.docker_stdin(
+        &[
+            "run",
+            "-i",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "read x; echo got-$x; exit 6",
+        ],
+        b"line\n",
+    );
+    assert_eq!(o.status.code(), Some(6));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "got-line\n");
+    // Without -i the container's stdin is empty.
+    assert_eq!(d.ok(&["run", "--rm", "busybox", "cat"]), "");
+
+    // -t: a pty, raw output (the terminal's \r\n), exit code passed through, logs kept.
+    let out = d.ok(&[
+        "run",
+        "-t",
+        "--name",
+        "tty1",
+        "busybox",
+        "sh",
+        "-c",
+        "tty; echo tty-out",
+    ]);
+    assert_eq!(out, "/dev/pts/0\r\ntty-out\r\n");
+    assert_eq!(d.ok(&["logs", "tty1"]), "/dev/pts/0\r\ntty-out\r\n");
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.Config.Tty}}", "tty1"])
+            .trim(),
+        "true"
+    );
+    let o = d.docker(&["run", "-t", "--rm", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(o.status.code(), Some(3));
+}

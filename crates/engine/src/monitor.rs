@@ -186,11 +186,17 @@ fn rt_delete(o: &Opts) {
 
 /// Creates the container with `out_w`/`err_w` as its stdout/stderr; returns the init's pid, or a message
 /// (empty: look at what the runtime printed into the pipes).
-fn rt_create(o: &Opts, bundle: &Path, out_w: OwnedFd, err_w: OwnedFd) -> Result<i32, String> {
+fn rt_create(
+    o: &Opts,
+    bundle: &Path,
+    in_r: Option<OwnedFd>,
+    out_w: OwnedFd,
+    err_w: OwnedFd,
+) -> Result<(i32, Option<OwnedFd>), String> {
     if builtin(o) {
         // berth_runtime::create gives the init our stdio: point fds 1 and 2 at the pipes for the call, then
         // back, so that only the container holds the write ends afterwards.
-        let saved: Vec<Option<OwnedFd>> = [1, 2]
+        let saved: Vec<Option<OwnedFd>> = [0, 1, 2]
             .iter()
             .map(|fd| {
                 // SAFETY: F_DUPFD_CLOEXEC returns a new fd or -1; we own the result.
@@ -199,10 +205,14 @@ fn rt_create(o: &Opts, bundle: &Path, out_w: OwnedFd, err_w: OwnedFd) -> Result<
                 (n >= 0).then(|| unsafe { OwnedFd::from_raw_fd(n) })
             })
             .collect();
+        if let Some(r) = &in_r {
+            let _ = nix::unistd::dup2(r.as_raw_fd(), 0);
+        }
         let _ = nix::unistd::dup2(out_w.as_raw_fd(), 1);
         let _ = nix::unistd::dup2(err_w.as_raw_fd(), 2);
-        drop((out_w, err_w));
-        let res = berth_runtime::create(&berth_runtime::CreateOptions {
+        drop((in_r, out_w, err_w));
+        // A terminal container gets a pty instead of our pipes; its master comes back to us.
+        let res = berth_runtime::create_with_console(&berth_runtime::CreateOptions {
             root: runtime_root(o),
             id: o.id.clone(),
             bundle: bundle.to_path_buf(),
@@ -211,7 +221,7 @@ fn rt_create(o: &Opts, bundle: &Path, out_w: OwnedFd, err_w: OwnedFd) -> Result<
             preserve_fds: 0,
             no_pivot: false,
         });
-        for (fd, s) in [1, 2].into_iter().zip(saved) {
+        for (fd, s) in [0, 1, 2].into_iter().zip(saved) {
             match s {
                 Some(s) => {
                     let _ = nix::unistd::dup2(s.as_raw_fd(), fd);
@@ -221,7 +231,9 @@ fn rt_create(o: &Opts, bundle: &Path, out_w: OwnedFd, err_w: OwnedFd) -> Result<
                 }
             }
         }
-        return res.map(|st| st.pid).map_err(|e| e.to_string());
+        return res
+            .map(|(st, master)| (st.pid, master))
+            .map_err(|e| e.to_string());
     }
     let pid_file = bundle.join("init.pid");
     let _ = fs::remove_file(&pid_file);
@@ -233,7 +245,7 @@ fn rt_create(o: &Opts, bundle: &Path, out_w: OwnedFd, err_w: OwnedFd) -> Result<
             .arg("--pid-file")
             .arg(&pid_file)
             .arg(&o.id);
-        cmd.stdin(Stdio::null())
+        cmd.stdin(in_r.map(Stdio::from).unwrap_or_else(Stdio::null))
             .stdout(Stdio::from(out_w))
             .stderr(Stdio::from(err_w));
         cmd.status()
@@ -246,6 +258,7 @@ fn rt_create(o: &Opts, bundle: &Path, out_w: OwnedFd, err_w: OwnedFd) -> Result<
     fs::read_to_string(&pid_file)
         .ok()
         .and_then(|s| s.trim().parse().ok())
+        .map(|pid| (pid, None))
         .ok_or_else(|| "runtime wrote no pid file".to_string())
 }
 
@@ -363,10 +376,35 @@ fn run(o: &Opts, sync: &mut Option<File>) -> Result<(), MonitorError> {
         .map_err(|e| MonitorError::Sys("pipe", e))?;
     let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| MonitorError::Sys("pipe", e))?;
+    // `-i`: the container reads a pipe we feed from `stdin.fifo`, which berthd writes what attach clients send.
+    let mut stdin = None;
+    let mut in_r = None;
+    if c.config["OpenStdin"].as_bool().unwrap_or(false) {
+        let fifo = dir.join(STDIN_FIFO);
+        let _ = fs::remove_file(&fifo);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .map_err(|e| MonitorError::Sys("mkfifo stdin", e))?;
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| MonitorError::Sys("pipe", e))?;
+        in_r = Some(r);
+        stdin = Some(StdinFeed {
+            fifo: open_fifo(&fifo)?,
+            path: fifo,
+            to_container: Some(w),
+            once: c.config["StdinOnce"].as_bool().unwrap_or(false),
+        });
+    }
     // Stale runtime state from a crashed earlier run would make create fail with "already exists".
     rt_delete(o);
-    let pid = match rt_create(o, &dir, out_w, err_w) {
-        Ok(pid) => pid,
+    let tty = c.config["Tty"].as_bool().unwrap_or(false);
+    if tty && !builtin(o) {
+        let _ = layer.unmount();
+        return Err(MonitorError::Start(
+            "a TTY container needs the builtin runtime (--runtime builtin)".into(),
+        ));
+    }
+    let (pid, master) = match rt_create(o, &dir, in_r, out_w, err_w) {
+        Ok(v) => v,
         Err(msg) => {
             let mut raw = Vec::new();
             set_nonblocking(&err_r);
@@ -384,6 +422,17 @@ fn run(o: &Opts, sync: &mut Option<File>) -> Result<(), MonitorError> {
                 "OCI runtime create failed: {msg}"
             )));
         }
+    };
+    // With a TTY the container's output (stdout and stderr alike) is what the pty master reads, and its
+    // input is what we write to the master.
+    let out_r = match master {
+        Some(m) => {
+            if let Some(s) = stdin.as_mut() {
+                s.to_container = m.try_clone().ok();
+            }
+            m
+        }
+        None => out_r,
     };
     set_nonblocking(&out_r);
     set_nonblocking(&err_r);
@@ -407,7 +456,10 @@ fn run(o: &Opts, sync: &mut Option<File>) -> Result<(), MonitorError> {
         let _ = s.write_all(b"ok\n");
     }
 
-    let exit_code = pump(pid, &out_r, &err_r, &mut writer);
+    let exit_code = pump(pid, &out_r, &err_r, &mut writer, &mut stdin, tty);
+    if let Some(s) = &stdin {
+        let _ = fs::remove_file(&s.path);
+    }
     let _ = writer.flush_partial();
     let oom = oom_killed(&o.id);
     rt_delete(o);
@@ -426,7 +478,14 @@ fn run(o: &Opts, sync: &mut Option<File>) -> Result<(), MonitorError> {
 }
 
 /// Copies the container's output into the log until it exits; returns its exit code (128+signal if killed).
-fn pump(pid: i32, out_r: &OwnedFd, err_r: &OwnedFd, writer: &mut Writer) -> i32 {
+fn pump(
+    pid: i32,
+    out_r: &OwnedFd,
+    err_r: &OwnedFd,
+    writer: &mut Writer,
+    stdin: &mut Option<StdinFeed>,
+    tty: bool,
+) -> i32 {
     let mut open = [true, true];
     let mut code: Option<i32> = None;
     let mut buf = [0u8; 32768];
@@ -439,6 +498,12 @@ fn pump(pid: i32, out_r: &OwnedFd, err_r: &OwnedFd, writer: &mut Writer) -> i32 
                     fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
                     which.push(i);
                 }
+            }
+            let feeding =
+                stdin.as_ref().is_some_and(|s| s.to_container.is_some()) && code.is_none();
+            if let Some(s) = stdin.as_ref().filter(|_| feeding) {
+                fds.push(PollFd::new(s.fifo.as_fd(), PollFlags::POLLIN));
+                which.push(2);
             }
             // A timeout, so we notice the init's exit even while a leftover process holds the pipes.
             let timeout = if code.is_some() {
@@ -456,11 +521,21 @@ fn pump(pid: i32, out_r: &OwnedFd, err_r: &OwnedFd, writer: &mut Writer) -> i32 
                 if !revents[k] {
                     continue;
                 }
+                if i == 2 {
+                    if let Some(s) = stdin.as_mut() {
+                        s.forward(&mut buf);
+                    }
+                    continue;
+                }
                 let fd = if i == 0 { out_r } else { err_r };
                 match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
                     Ok(0) => open[i] = false,
                     Ok(n) => {
                         let _ = writer.feed(i as u8 + 1, &buf[..n]);
+                        if tty {
+                            // Interactive output (prompts) has no newline to wait for.
+                            let _ = writer.flush_partial();
+                        }
                     }
                     Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {}
                     Err(_) => open[i] = false,
@@ -483,6 +558,60 @@ fn pump(pid: i32, out_r: &OwnedFd, err_r: &OwnedFd, writer: &mut Writer) -> i32 
         }
     }
     code.unwrap_or(255)
+}
+
+/// Name of the fifo berthd writes a `-i` container's stdin into.
+pub const STDIN_FIFO: &str = "stdin.fifo";
+
+fn open_fifo(path: &Path) -> Result<OwnedFd, MonitorError> {
+    use nix::fcntl::OFlag;
+    // Non-blocking: there is no writer until an attach client sends something.
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| MonitorError::Sys("open stdin fifo", e))?;
+    // SAFETY: open returned a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Feeds what attach clients write into `stdin.fifo` to the container's stdin pipe.
+struct StdinFeed {
+    fifo: OwnedFd,
+    path: PathBuf,
+    to_container: Option<OwnedFd>,
+    /// `StdinOnce`: the first client's EOF closes the container's stdin.
+    once: bool,
+}
+
+impl StdinFeed {
+    fn forward(&mut self, buf: &mut [u8]) {
+        match nix::unistd::read(self.fifo.as_raw_fd(), buf) {
+            Ok(0) => {
+                // The writer went away: end of input for StdinOnce, otherwise wait for the next client (a fresh
+                // open resets the fifo's hang-up state).
+                if self.once {
+                    self.to_container = None;
+                } else if let Ok(f) = open_fifo(&self.path) {
+                    self.fifo = f;
+                }
+            }
+            Ok(n) => {
+                // A container that stopped reading gets EPIPE; drop its stdin then.
+                let ok = self
+                    .to_container
+                    .as_ref()
+                    .and_then(|w| w.try_clone().ok())
+                    .is_some_and(|w| File::from(w).write_all(&buf[..n]).is_ok());
+                if !ok {
+                    self.to_container = None;
+                }
+            }
+            Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {}
+            Err(_) => self.to_container = None,
+        }
+    }
 }
 
 /// Reaps children (we are a subreaper, so orphans land here too); returns the init's exit code once it exited.

@@ -188,6 +188,24 @@ impl Daemon {
             .expect("run docker")
     }
 
+    /// Runs docker with `input` on its stdin.
+    pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = Command::new("timeout")
+            .args(["300", DOCKER])
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .env("DOCKER_CONFIG", &self.docker_config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run docker");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    }
+
     /// Runs docker, asserts success, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.docker(args);
