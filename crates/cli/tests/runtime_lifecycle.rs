@@ -96,6 +96,9 @@ fn run_returns_exit_status_and_cleans_up() {
     assert_eq!(code, 3, "stderr: {err}");
     assert_eq!(out.trim(), "pid=1");
     assert!(!b.root.join(&id).exists(), "state dir left after run");
+    // The container's mounts lived in its own mount namespace: none is visible here.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(b.rootfs().to_str().unwrap()), "{mounts}");
     // Killed from outside (pid 1 ignores SIGKILL from inside its namespace): 128 + 9.
     b.args(&["sleep", "1000"]);
     let id = unique("sig");
