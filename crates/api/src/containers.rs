@@ -325,18 +325,17 @@ pub async fn inspect(
     Ok(Json(v))
 }
 
-/// `POST /containers/{id}/resize?h=&w=`: accepted (the size is validated) but not yet applied to the pty.
+/// `POST /containers/{id}/resize?h=&w=`: sets a TTY container's window size.
 pub async fn resize(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Q,
 ) -> Result<StatusCode, ApiError> {
-    state.get(&id)?;
-    for k in ["h", "w"] {
-        if let Some(v) = q.get(k) {
-            v.parse::<u16>()
-                .map_err(|_| ApiError::bad(format!("invalid value for {k}: {v}")))?;
-        }
-    }
+    let dim = |k: &str| -> Result<u16, ApiError> {
+        let v = q.get(k).map(String::as_str).unwrap_or("0");
+        v.parse::<u16>()
+            .map_err(|_| ApiError::bad(format!("invalid value for {k}: {v}")))
+    };
+    state.resize(&id, dim("h")?, dim("w")?)?;
     Ok(StatusCode::OK)
 }

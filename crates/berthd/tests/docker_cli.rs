@@ -520,4 +520,26 @@ fn stdin_and_tty() {
     );
     let o = d.docker(&["run", "-t", "--rm", "busybox", "sh", "-c", "exit 3"]);
     assert_eq!(o.status.code(), Some(3));
+    // Window size through the API.
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "-t",
+        "busybox",
+        "sh",
+        "-c",
+        "echo ready; sleep 1000",
+    ]);
+    let id = id.trim();
+    d.wait_for_log(id, "ready");
+    let (code, body) = d.http("POST", &format!("/containers/{id}/resize?h=33&w=101"), None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        d.ok(&["exec", id, "stty", "-F", "/dev/pts/0", "size"])
+            .trim(),
+        "33 101"
+    );
+    let (code, _) = d.http("POST", &format!("/containers/{id}/resize?h=x&w=1"), None);
+    assert_eq!(code, 400);
+    d.ok(&["rm", "-f", id]);
 }

@@ -429,6 +429,50 @@ impl Engine {
         Ok(())
     }
 
+    /// `POST /containers/{id}/resize`: sets a TTY container's window size. The pty is reached through the
+    /// init's `/proc/<pid>/fd/0` (a magic link to the open file, so no container-controlled path is resolved)
+    /// and must still be a terminal.
+    pub fn resize(&self, key: &str, height: u16, width: u16) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let c = self.get(key)?;
+        if !c.state.running || c.state.pid <= 0 {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not running",
+                c.id
+            )));
+        }
+        if !c.config["Tty"].as_bool().unwrap_or(false) {
+            return Ok(());
+        }
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+            .open(format!("/proc/{}/fd/0", c.state.pid))
+            .map_err(|e| internal(format!("opening the container's terminal: {e}")))?;
+        // SAFETY: isatty only inspects the fd.
+        if unsafe { libc::isatty(f.as_raw_fd()) } != 1 {
+            return Err(EngineError::Conflict(
+                "the container's stdin is no longer a terminal".into(),
+            ));
+        }
+        let ws = libc::winsize {
+            ws_row: height,
+            ws_col: width,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize from the pointer, which is valid for the call.
+        if unsafe { libc::ioctl(f.as_raw_fd(), libc::TIOCSWINSZ, &ws) } != 0 {
+            return Err(internal(format!(
+                "resizing the terminal: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(())
+    }
+
     /// Waits until the container is not running (or the receiver closes).
     async fn wait_not_running(&self, id: &str, timeout: Option<Duration>) -> bool {
         let mut rx = self.subscribe();
