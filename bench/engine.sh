@@ -9,7 +9,8 @@
 # Every container runs with --network none (dockerd runs with --bridge=none), so no engine pays for networking.
 # Without dockerd, items 1 and 2 compare with plain `runc run` on a busybox bundle and say so.
 # Needs root, hyperfine, jq; dockerd/containerd (docker.io) and the docker CLI for the reference.
-# Usage: bench/engine.sh   (CARGO_TARGET_DIR defaults to target-bench; BENCH_NO_BUILD=1 skips the build)
+# Usage: bench/engine.sh   (CARGO_TARGET_DIR defaults to target-bench; BENCH_NO_BUILD=1 skips the build;
+#        BENCH_RUNS=20 hyperfine runs; BENCH_NO_DOCKER=1 takes the runc fallback even when dockerd is there)
 set -uo pipefail
 BENCH_NAME=bench/engine.sh
 # shellcheck source=bench/lib/common.sh
@@ -21,6 +22,7 @@ bench_tmp_root
 
 have_docker=1
 for t in dockerd containerd runc docker; do command -v "$t" >/dev/null || have_docker=0; done
+[ -z "${BENCH_NO_DOCKER:-}" ] || have_docker=0   # exercise the runc fallback
 RUNS=${BENCH_RUNS:-20}
 PAR_TOTAL=50
 PAR=10
@@ -41,7 +43,8 @@ bench_try "berth import hello-world" bc import -c 'CMD ["/hello"]' "$T/hello/roo
 bench_try "berth import busybox" bc import -c 'CMD ["sh"]' "$T/busybox.tar" busybox:latest ||
   bench_die "cannot import images into berthd"
 # shellcheck disable=SC2016 # expanded at exit, by eval
-BENCH_CLEANUP_HOOKS+=('ids=$(bc ps -aq); [ -n "$ids" ] && bc rm -f $ids')
+BENCH_CLEANUP_HOOKS+=('ids=$(timeout 30 "$berth" -H "unix://$T/berth.sock" ps -aq)
+  [ -n "$ids" ] && timeout 120 "$berth" -H "unix://$T/berth.sock" rm -f $ids')
 
 if [ "$have_docker" = 1 ]; then
   echo "reference: $(dockerd --version), $(containerd --version | awk '{print $1, $3}'), $(runc --version | head -1); docker CLI $(docker version -f '{{.Client.Version}}' 2>/dev/null)"
@@ -50,11 +53,12 @@ if [ "$have_docker" = 1 ]; then
     bench_die "docker import failed"
   dc import -c 'CMD ["sh"]' "$T/busybox.tar" busybox:latest >/dev/null || bench_die "docker import failed"
   # shellcheck disable=SC2016
-  BENCH_CLEANUP_HOOKS+=('ids=$(dc ps -aq); [ -n "$ids" ] && dc rm -f $ids')
+  BENCH_CLEANUP_HOOKS+=('ids=$(timeout 30 docker -H "unix://$T/docker.sock" ps -aq)
+    [ -n "$ids" ] && timeout 120 docker -H "unix://$T/docker.sock" rm -f $ids')
   ref=docker
 else
-  echo "reference: dockerd/containerd not installed (apt-get install docker.io): items 1-2 compare with plain"
-  echo "  \`runc run\` of \`true\` on a busybox bundle (no engine, no image store), items 3-5 show berth alone"
+  echo "reference: no dockerd (not installed: apt-get install docker.io; or BENCH_NO_DOCKER): items 1-2 compare with"
+  echo "  plain \`runc run\` of \`true\` on a busybox bundle (no engine, no image store); items 3-5 show berth alone"
   "$bench_here/tests/fixtures/make-bundle.sh" "$T/bundle" "$berth" >&2
   jq '.process.terminal = false | .process.args = ["true"]' "$T/bundle/config.json" >"$T/config.json" &&
     mv "$T/config.json" "$T/bundle/config.json"
@@ -66,35 +70,33 @@ D="docker -H unix://$T/docker.sock"
 # --- 1. run --rm hello-world, end to end ---
 echo
 echo "1. run --rm --network none hello-world, end to end (hyperfine -N, warmup 3, runs $RUNS; mean, min in ms)"
-args=(-n berth "$B run --rm --network none hello-world")
-ok_b=1; bench_try "berth" bc run --rm --network none hello-world || ok_b=0
+# One hyperfine per command: a command that fails (hyperfine stops at its first failure) loses only its own figure.
+exec 3>&1   # the report, for messages from inside $(...)
+hf1() { # tag command-line -> "mean min" in s, or nothing (the failure goes to the report)
+  local rc
+  bench_hf "$1" --warmup 3 --runs "$RUNS" -n "$1" "$2" 2>"$T/hf-$1.err"; rc=$?
+  cat "$T/hf-$1.err" >&2
+  if [ "$rc" = 0 ]; then
+    echo "$(bench_hf_stat "$1" "$1" mean) $(bench_hf_stat "$1" "$1" min)"
+  else
+    echo "  FAILED under hyperfine (exit status $rc; 124 = hung): \`$2\`: $(grep -m1 -i error "$T/hf-$1.err")" >&3
+  fi
+}
+read -r b bmin < <(hf1 berth "$B run --rm --network none hello-world")
 if [ "$have_docker" = 1 ]; then
-  args+=(-n docker "$D run --rm --network none hello-world"
-    -n docker-cli-berthd "docker -H unix://$T/berth.sock run --rm --network none hello-world")
-  ok_x=1; bench_try "docker CLI -> berthd" docker -H "unix://$T/berth.sock" run --rm --network none hello-world || ok_x=0
+  read -r r rmin < <(hf1 docker "$D run --rm --network none hello-world")
+  read -r x xmin < <(hf1 docker-cli-berthd "docker -H unix://$T/berth.sock run --rm --network none hello-world")
 else
-  args+=(-n runc "runc --root $T/runc-state run --bundle $T/bundle bench-hello-$$")
+  read -r r rmin < <(hf1 runc "runc --root $T/runc-state run --bundle $T/bundle bench-hello-$$")
 fi
-# Drop the commands that fail once: hyperfine would abort on them and lose the others' numbers.
-[ "$ok_b" = 1 ] || args=("${args[@]:2}")
-if [ "$have_docker" = 1 ] && [ "${ok_x:-1}" = 0 ]; then
-  args=("${args[@]:0:${#args[@]}-2}")
+if [ -n "${b:-}" ] && [ -n "${r:-}" ]; then
+  bench_ratio_line "  berth CLI -> berthd vs $ref (mean)" "$(ms "$b")" "$(ms "$r")" ms "$ref" \
+    "berth <= 0.1 x docker's time"
+  bench_ratio_line "  (min)" "$(ms "$bmin")" "$(ms "$rmin")" ms "$ref"
 fi
-if bench_hf hello --warmup 3 --runs "$RUNS" "${args[@]}"; then
-  r=$(bench_hf_stat hello "$ref" mean); rmin=$(bench_hf_stat hello "$ref" min)
-  if [ "$ok_b" = 1 ]; then
-    b=$(bench_hf_stat hello berth mean); bmin=$(bench_hf_stat hello berth min)
-    bench_ratio_line "  berth CLI -> berthd vs $ref CLI -> ${ref}d (mean)" "$(ms "$b")" "$(ms "$r")" ms "$ref" \
-      "berth <= 0.1 x docker's time"
-    bench_ratio_line "  (min)" "$(ms "$bmin")" "$(ms "$rmin")" ms "$ref"
-  fi
-  if [ "$have_docker" = 1 ] && [ "${ok_x:-1}" = 1 ]; then
-    x=$(bench_hf_stat hello docker-cli-berthd mean); xmin=$(bench_hf_stat hello docker-cli-berthd min)
-    bench_ratio_line "  docker CLI -> berthd vs docker CLI -> dockerd (mean)" "$(ms "$x")" "$(ms "$r")" ms docker
-    bench_ratio_line "  (min)" "$(ms "$xmin")" "$(ms "$rmin")" ms docker
-  fi
-else
-  echo "  hyperfine failed (see stderr)"
+if [ -n "${x:-}" ] && [ -n "${r:-}" ]; then
+  bench_ratio_line "  docker CLI -> berthd vs docker CLI -> dockerd (mean)" "$(ms "$x")" "$(ms "$r")" ms docker
+  bench_ratio_line "  (min)" "$(ms "$xmin")" "$(ms "$rmin")" ms docker
 fi
 
 # --- 2. 50 x run --rm busybox true, 10 at a time ---
@@ -103,7 +105,8 @@ echo "2. $PAR_TOTAL x run --rm --network none busybox true, $PAR at a time (xarg
 par_run() { # label cmd... -> prints "seconds failures"
   local t0 t1 fails
   t0=$(date +%s.%N)
-  fails=$(seq "$PAR_TOTAL" | xargs -P"$PAR" -I{} timeout -k 5 120 sh -c '"$@" >/dev/null 2>&1 || echo F' sh "$@" |
+  # timeout inside sh, so a run killed for hanging is counted as a failure too.
+  fails=$(seq "$PAR_TOTAL" | xargs -P"$PAR" -I{} sh -c 'timeout -k 5 120 "$@" >/dev/null 2>&1 || echo F' sh "$@" |
     grep -c F)
   t1=$(date +%s.%N)
   awk -v a="$t0" -v b="$t1" -v f="$fails" 'BEGIN { printf "%.3f %d\n", b - a, f }'
@@ -115,7 +118,7 @@ else
   # runc needs a distinct id per container; the same bundle is fine for `true` (read-only use of the rootfs).
   read -r rs rf < <(T=$T PAR_TOTAL=$PAR_TOTAL bash -c '
     t0=$(date +%s.%N)
-    f=$(seq "$PAR_TOTAL" | xargs -P10 -I{} sh -c "runc --root $T/runc-state run --bundle $T/bundle par-{}-$$ >/dev/null 2>&1 || echo F" | grep -c F)
+    f=$(seq "$PAR_TOTAL" | xargs -P10 -I{} sh -c "timeout -k 5 120 runc --root $T/runc-state run --bundle $T/bundle par-{}-$$ >/dev/null 2>&1 || echo F" | grep -c F)
     t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" -v f="$f" "BEGIN { printf \"%.3f %d\n\", b - a, f }"')
 fi
 awk -v bs="$bs" -v rs="$rs" -v n="$PAR_TOTAL" -v ref="$ref" 'BEGIN {
@@ -131,15 +134,12 @@ echo
 echo "3. ps -a / images / info latency, client + daemon (hyperfine -N, warmup 3, runs $RUNS; mean in ms)"
 for verb in "ps -a" images info; do
   tag=${verb%% *}
-  args=()
-  # shellcheck disable=SC2086 # "ps -a" is two words
-  bench_try "berth $verb" bc $verb && args+=(-n berth "$B $verb")
-  [ "$have_docker" = 1 ] && args+=(-n docker "$D $verb")
-  [ "${#args[@]}" -gt 0 ] || continue
-  if bench_hf "$tag" --warmup 3 --runs "$RUNS" "${args[@]}"; then
-    b=$(bench_hf_stat "$tag" berth mean); r=0
-    [ "$have_docker" = 1 ] && r=$(bench_hf_stat "$tag" docker mean)
-    bench_ratio_line "  $verb" "$(ms "${b:-0}")" "$(ms "$r")" ms docker
+  read -r b _ < <(hf1 "berth-$tag" "$B $verb")
+  if [ "$have_docker" = 1 ]; then
+    read -r r _ < <(hf1 "docker-$tag" "$D $verb")
+    [ -n "${b:-}" ] && [ -n "${r:-}" ] && bench_ratio_line "  $verb" "$(ms "$b")" "$(ms "$r")" ms docker
+  else
+    [ -n "${b:-}" ] && echo "  $verb: berth $(ms "$b") ms"
   fi
 done
 
@@ -173,19 +173,21 @@ if [ "$have_docker" = 1 ]; then
 fi
 sleep 1
 # berth's per-container monitors: `berth monitor --data-root $T/berth ...`.
-mon_rss=0; mon_pss=0; nmon=0
+mon_rss=0; mon_pss=0; mon_uss=0; nmon=0
 for p in $(bench_pids_under_root); do
   cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
   [[ $cmd == *" monitor "*"--data-root $T/berth "* ]] || continue
   nmon=$((nmon + 1)); mon_rss=$((mon_rss + $(bench_rss_kb "$p"))); mon_pss=$((mon_pss + $(bench_pss_kb "$p")))
+  mon_uss=$((mon_uss + $(bench_uss_kb "$p")))
 done
 brun=$(bc ps -q | wc -l)
 echo "  berth: $brun containers running, $nmon monitor processes"
 if [ "$have_docker" = 1 ]; then
-  shim_rss=0; shim_pss=0; nshim=0
+  shim_rss=0; shim_pss=0; shim_uss=0; nshim=0
   for p in $(bench_pids_under_root); do
     [ "$(cat "/proc/$p/comm" 2>/dev/null)" = containerd-shim ] || continue
     nshim=$((nshim + 1)); shim_rss=$((shim_rss + $(bench_rss_kb "$p"))); shim_pss=$((shim_pss + $(bench_pss_kb "$p")))
+    shim_uss=$((shim_uss + $(bench_uss_kb "$p")))
   done
   dn=$(dc ps -q | wc -l)
   echo "  docker: $dn containers running, $nshim containerd-shim-runc-v2 processes"
@@ -195,10 +197,12 @@ if [ "$have_docker" = 1 ]; then
   bench_ratio_line "  RSS per container" "$(mb $((mon_rss / bn)))" "$(mb $((shim_rss / dn)))" MB docker \
     "<= 2 MB per container"
   bench_ratio_line "  PSS per container" "$(mb $((mon_pss / bn)))" "$(mb $((shim_pss / dn)))" MB docker
+  bench_ratio_line "  USS (private) per container" "$(mb $((mon_uss / bn)))" "$(mb $((shim_uss / dn)))" MB docker
 else
   bn=$brun
   [ "$bn" -gt 0 ] || bn=1
-  echo "  berth RSS per container $(mb $((mon_rss / bn))) MB, PSS $(mb $((mon_pss / bn))) MB"
+  echo "  berth per container: RSS $(mb $((mon_rss / bn))) MB, PSS $(mb $((mon_pss / bn))) MB," \
+    "USS $(mb $((mon_uss / bn))) MB"
   echo "  goal: <= 2 MB per container"
 fi
 ids=$(bc ps -aq)

@@ -139,7 +139,7 @@ bench_hf() {
   local tag=$1 rc; shift
   timeout -k 5 "${BENCH_HF_TIMEOUT:-600}" hyperfine -N --style basic --export-json "$T/hf-$tag.json" "$@" >&2
   rc=$?
-  [ "$rc" != 124 ] || echo "  hyperfine timed out after ${BENCH_HF_TIMEOUT:-600} s: one of the commands hung"
+  [ "$rc" != 124 ] || echo "hyperfine timed out after ${BENCH_HF_TIMEOUT:-600} s: a command hung" >&2
   return "$rc"
 }
 # bench_hf_stat TAG NAME FIELD -> seconds (mean, min, max, stddev, median)
@@ -175,6 +175,10 @@ ms() { awk -v s="$1" 'BEGIN { printf "%.1f", s * 1000 }'; }
 
 bench_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 bench_pss_kb() { awk '/^Pss:/ { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+# USS: the process's private pages, what one more such process really costs.
+bench_uss_kb() {
+  awk '/^Private_(Clean|Dirty):/ { s += $2 } END { print s + 0 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0
+}
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 bench_header() {
