@@ -37,8 +37,21 @@ pub fn looks_like_tar(head: &[u8]) -> bool {
         return false;
     }
     let field = String::from_utf8_lossy(&head[148..156]);
-    let Ok(want) = u32::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8) else { return false };
-    let sum: u32 = head[..512].iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { u32::from(*b) }).sum();
+    let Ok(want) = u32::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+    else {
+        return false;
+    };
+    let sum: u32 = head[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
     sum == want
 }
 
@@ -55,9 +68,20 @@ fn external<R: Read + Send + 'static>(tool: &str, input: R) -> io::Result<Box<dy
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| io::Error::new(e.kind(), format!("{tool}: {e} (install Debian's {tool} package)")))?;
-    let mut stdin = child.stdin.take().ok_or_else(|| io::Error::other("no stdin"))?;
-    let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("{tool}: {e} (install Debian's {tool} package)"),
+            )
+        })?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| io::Error::other("no stdin"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| io::Error::other("no stdout"))?;
     // Feed from a thread so a large archive cannot deadlock on the pipes.
     std::thread::spawn(move || {
         let mut input = input;
@@ -113,7 +137,9 @@ pub fn is_archive(p: &std::path::Path) -> io::Result<bool> {
         Ok(d) => d,
         Err(_) => return Ok(false),
     };
-    Ok(read_head(&mut d, 512).map(|h| looks_like_tar(&h)).unwrap_or(false))
+    Ok(read_head(&mut d, 512)
+        .map(|h| looks_like_tar(&h))
+        .unwrap_or(false))
 }
 
 #[cfg(test)]
@@ -140,10 +166,17 @@ mod tests {
         gz.write_all(&t).unwrap();
         let gz = gz.finish().unwrap();
         let zs = zstd::encode_all(&t[..], 3).unwrap();
-        for (data, kind) in [(t.clone(), Compression::None), (gz, Compression::Gzip), (zs, Compression::Zstd)] {
+        for (data, kind) in [
+            (t.clone(), Compression::None),
+            (gz, Compression::Gzip),
+            (zs, Compression::Zstd),
+        ] {
             assert_eq!(detect(&data), kind);
             let mut out = Vec::new();
-            decompress(Cursor::new(data)).unwrap().read_to_end(&mut out).unwrap();
+            decompress(Cursor::new(data))
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
             assert_eq!(out, t);
         }
     }
@@ -152,7 +185,12 @@ mod tests {
     fn bzip2_and_xz_through_tools() {
         let t = tar_bytes();
         for tool in ["bzip2", "xz"] {
-            let Ok(mut child) = Command::new(tool).arg("-c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn() else {
+            let Ok(mut child) = Command::new(tool)
+                .arg("-c")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+            else {
                 eprintln!("skipping {tool}: tool not installed");
                 continue;
             };
@@ -165,7 +203,10 @@ mod tests {
             child.wait().unwrap();
             assert_ne!(detect(&comp), Compression::None, "{tool}");
             let mut out = Vec::new();
-            decompress(Cursor::new(comp)).unwrap().read_to_end(&mut out).unwrap();
+            decompress(Cursor::new(comp))
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
             assert_eq!(out, t, "{tool}");
         }
     }

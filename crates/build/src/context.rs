@@ -3,7 +3,7 @@
 //! wildcards, directory-contents semantics, symlinks resolved inside the root, and a content checksum per
 //! source that feeds the cache key (file content + mode + kind, never mtime, like docker's tarsum).
 
-use crate::dockerignore::{clean, IgnoreError, Ignore};
+use crate::dockerignore::{clean, Ignore, IgnoreError};
 use crate::glob::{GlobError, Pattern};
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -77,18 +77,28 @@ impl SourceRoot {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ignore::default(),
             Err(e) => return Err(e.into()),
         };
-        Ok(SourceRoot { root: root.to_path_buf(), ignore })
+        Ok(SourceRoot {
+            root: root.to_path_buf(),
+            ignore,
+        })
     }
 
     /// A stage's or image's root file system (`COPY --from`): nothing ignored.
     pub fn rootfs(root: &Path) -> Self {
-        SourceRoot { root: root.to_path_buf(), ignore: Ignore::default() }
+        SourceRoot {
+            root: root.to_path_buf(),
+            ignore: Ignore::default(),
+        }
     }
 
     /// Resolves `rel` inside the root, following symlinks as if the root were `/` (never escaping it).
     /// `follow_last` decides whether a final symlink is followed.
     pub fn resolve(&self, rel: &str, follow_last: bool) -> Result<PathBuf, ContextError> {
-        let mut parts: Vec<String> = clean(&format!("/{rel}")).split('/').filter(|p| !p.is_empty()).map(String::from).collect();
+        let mut parts: Vec<String> = clean(&format!("/{rel}"))
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect();
         parts.reverse();
         let mut cur: Vec<String> = Vec::new();
         let mut hops = 0;
@@ -149,10 +159,17 @@ impl SourceRoot {
         let mut stack = vec![(start, base.clone())];
         while let Some((dir, rel)) = stack.pop() {
             let Ok(rd) = fs::read_dir(&dir) else { continue };
-            let mut names: Vec<String> = rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect();
+            let mut names: Vec<String> = rd
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect();
             names.sort();
             for n in names.into_iter().rev() {
-                let child = if rel.is_empty() || rel == "." { n.clone() } else { format!("{rel}/{n}") };
+                let child = if rel.is_empty() || rel == "." {
+                    n.clone()
+                } else {
+                    format!("{rel}/{n}")
+                };
                 if compiled.matches(&child) {
                     if !self.ignored(&child) {
                         found.push(child);
@@ -166,10 +183,13 @@ impl SourceRoot {
         if found.is_empty() {
             return Err(ContextError::NoSources);
         }
-        found.into_iter().map(|p| {
-            let h = self.resolve(&p, true)?;
-            self.source(&p, h)
-        }).collect()
+        found
+            .into_iter()
+            .map(|p| {
+                let h = self.resolve(&p, true)?;
+                self.source(&p, h)
+            })
+            .collect()
     }
 
     fn source(&self, path: &str, host: PathBuf) -> Result<Source, ContextError> {
@@ -179,21 +199,54 @@ impl SourceRoot {
         if kind == SourceKind::Dir {
             self.walk(&host, path, "", &mut entries)?;
         } else {
-            entries.push(SourceEntry { host: host.clone(), rel: String::new(), kind: kind.clone(), mode: md.mode() & 0o7777 });
+            entries.push(SourceEntry {
+                host: host.clone(),
+                rel: String::new(),
+                kind: kind.clone(),
+                mode: md.mode() & 0o7777,
+            });
         }
         let checksum = checksum(&entries)?;
-        Ok(Source { path: path.to_string(), host, kind, entries, checksum })
+        Ok(Source {
+            path: path.to_string(),
+            host,
+            kind,
+            entries,
+            checksum,
+        })
     }
 
-    fn walk(&self, dir: &Path, ctx_rel: &str, rel: &str, out: &mut Vec<SourceEntry>) -> Result<(), ContextError> {
+    fn walk(
+        &self,
+        dir: &Path,
+        ctx_rel: &str,
+        rel: &str,
+        out: &mut Vec<SourceEntry>,
+    ) -> Result<(), ContextError> {
         let md = fs::symlink_metadata(dir)?;
-        out.push(SourceEntry { host: dir.to_path_buf(), rel: rel.to_string(), kind: SourceKind::Dir, mode: md.mode() & 0o7777 });
-        let mut names: Vec<_> = fs::read_dir(dir)?.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+        out.push(SourceEntry {
+            host: dir.to_path_buf(),
+            rel: rel.to_string(),
+            kind: SourceKind::Dir,
+            mode: md.mode() & 0o7777,
+        });
+        let mut names: Vec<_> = fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
         names.sort();
         for n in names {
             let n = n.to_string_lossy().to_string();
-            let c_rel = if ctx_rel.is_empty() || ctx_rel == "." { n.clone() } else { format!("{ctx_rel}/{n}") };
-            let r = if rel.is_empty() { n.clone() } else { format!("{rel}/{n}") };
+            let c_rel = if ctx_rel.is_empty() || ctx_rel == "." {
+                n.clone()
+            } else {
+                format!("{ctx_rel}/{n}")
+            };
+            let r = if rel.is_empty() {
+                n.clone()
+            } else {
+                format!("{rel}/{n}")
+            };
             let host = dir.join(&n);
             let md = fs::symlink_metadata(&host)?;
             let kind = kind_of(&host, &md)?;
@@ -208,7 +261,12 @@ impl SourceRoot {
                     out.truncate(before);
                 }
             } else if !self.ignored(&c_rel) {
-                out.push(SourceEntry { host, rel: r, kind, mode: md.mode() & 0o7777 });
+                out.push(SourceEntry {
+                    host,
+                    rel: r,
+                    kind,
+                    mode: md.mode() & 0o7777,
+                });
             }
         }
         Ok(())

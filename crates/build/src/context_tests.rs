@@ -30,12 +30,24 @@ fn resolves_files_dirs_and_wildcards() {
     // b.md is ignored; the symlink is kept as a symlink.
     assert_eq!(rels, vec!["", "a.txt", "link", "sub", "sub/c.txt"]);
     let s = root.sources("src/*.txt").unwrap();
-    assert_eq!(s.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(), vec!["src/a.txt"]);
+    assert_eq!(
+        s.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(),
+        vec!["src/a.txt"]
+    );
     let s = root.sources("*/sub").unwrap();
     assert_eq!(s[0].path, "src/sub");
-    assert!(matches!(root.sources("secret.key"), Err(ContextError::NotFound(_))));
-    assert!(matches!(root.sources("nope"), Err(ContextError::NotFound(_))));
-    assert!(matches!(root.sources("*.none"), Err(ContextError::NoSources)));
+    assert!(matches!(
+        root.sources("secret.key"),
+        Err(ContextError::NotFound(_))
+    ));
+    assert!(matches!(
+        root.sources("nope"),
+        Err(ContextError::NotFound(_))
+    ));
+    assert!(matches!(
+        root.sources("*.none"),
+        Err(ContextError::NoSources)
+    ));
     let all = root.sources(".").unwrap();
     assert!(!all[0].entries.iter().any(|e| e.rel == "secret.key"));
 }
@@ -45,10 +57,19 @@ fn symlinks_stay_inside_the_root() {
     let d = ctx();
     let root = SourceRoot::context(d.path()).unwrap();
     // /etc/passwd through the link resolves to <ctx>/etc/passwd, which does not exist.
-    assert_eq!(root.resolve("escape", true).unwrap(), d.path().join("etc/passwd"));
+    assert_eq!(
+        root.resolve("escape", true).unwrap(),
+        d.path().join("etc/passwd")
+    );
     assert!(root.sources("escape").is_err());
-    assert_eq!(root.resolve("src/link", true).unwrap(), d.path().join("top.txt"));
-    assert_eq!(root.resolve("../../top.txt", true).unwrap(), d.path().join("top.txt"));
+    assert_eq!(
+        root.resolve("src/link", true).unwrap(),
+        d.path().join("top.txt")
+    );
+    assert_eq!(
+        root.resolve("../../top.txt", true).unwrap(),
+        d.path().join("top.txt")
+    );
 }
 
 #[test]
@@ -58,13 +79,20 @@ fn checksums_follow_content_and_mode_not_mtime() {
     let c1 = root.sources("src").unwrap()[0].checksum.clone();
     assert_eq!(root.sources("src").unwrap()[0].checksum, c1);
     // Touching (mtime only) keeps the sum.
-    let f = fs::File::options().append(true).open(d.path().join("src/a.txt")).unwrap();
+    let f = fs::File::options()
+        .append(true)
+        .open(d.path().join("src/a.txt"))
+        .unwrap();
     f.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
     assert_eq!(root.sources("src").unwrap()[0].checksum, c1);
     fs::write(d.path().join("src/sub/c.txt"), "changed").unwrap();
     let c2 = root.sources("src").unwrap()[0].checksum.clone();
     assert_ne!(c1, c2);
-    fs::set_permissions(d.path().join("src/a.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::set_permissions(
+        d.path().join("src/a.txt"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     assert_ne!(root.sources("src").unwrap()[0].checksum, c2);
     // An ignored file does not count.
     let top = root.sources("top.txt").unwrap()[0].checksum.clone();
@@ -97,5 +125,8 @@ fn unpacks_tar_context() {
     let data = b.into_inner().unwrap();
     let d = tempfile::tempdir().unwrap();
     unpack_context(std::io::Cursor::new(data), &d.path().join("ctx")).unwrap();
-    assert_eq!(fs::read_to_string(d.path().join("ctx/Dockerfile")).unwrap(), "FROM x");
+    assert_eq!(
+        fs::read_to_string(d.path().join("ctx/Dockerfile")).unwrap(),
+        "FROM x"
+    );
 }

@@ -74,7 +74,10 @@ impl Ignore {
             if c.len() > 1 && c.starts_with('/') {
                 c.remove(0);
             }
-            rules.push(Rule { pattern: Pattern::new(&c, true)?, exclusion });
+            rules.push(Rule {
+                pattern: Pattern::new(&c, true)?,
+                exclusion,
+            });
         }
         Ok(Ignore { rules })
     }
@@ -187,7 +190,10 @@ mod tests {
         // Later lines win.
         let ig = Ignore::parse("!a\na\n").unwrap();
         assert!(ig.matches("a"));
-        assert_eq!(Ignore::parse("!\n").unwrap_err(), IgnoreError::BareExclusion);
+        assert_eq!(
+            Ignore::parse("!\n").unwrap_err(),
+            IgnoreError::BareExclusion
+        );
     }
 
     #[test]

@@ -47,7 +47,11 @@ impl Pattern {
                     if chars.get(i) == Some(&'/') {
                         i += 1;
                     }
-                    toks.push(if i >= chars.len() { Tok::GlobstarEnd } else { Tok::Globstar });
+                    toks.push(if i >= chars.len() {
+                        Tok::GlobstarEnd
+                    } else {
+                        Tok::Globstar
+                    });
                 }
                 '*' => toks.push(Tok::Star),
                 '?' => toks.push(Tok::Any),
@@ -75,7 +79,8 @@ impl Pattern {
                             i += 1;
                         }
                         let mut hi = lo;
-                        if chars.get(i) == Some(&'-') && chars.get(i + 1).is_some_and(|c| *c != ']') {
+                        if chars.get(i) == Some(&'-') && chars.get(i + 1).is_some_and(|c| *c != ']')
+                        {
                             hi = chars[i + 1];
                             i += 2;
                             if hi == '\\' {
@@ -90,7 +95,10 @@ impl Pattern {
                 c => toks.push(Tok::Lit(c)),
             }
         }
-        Ok(Pattern { toks, text: pat.to_string() })
+        Ok(Pattern {
+            toks,
+            text: pat.to_string(),
+        })
     }
 
     /// The pattern as written.
@@ -111,12 +119,15 @@ impl Pattern {
 }
 
 fn m(p: &[Tok], s: &[char]) -> bool {
-    let Some((t, rest)) = p.split_first() else { return s.is_empty() };
+    let Some((t, rest)) = p.split_first() else {
+        return s.is_empty();
+    };
     match t {
         Tok::Lit(c) => s.first() == Some(c) && m(rest, &s[1..]),
         Tok::Any => s.first().is_some_and(|c| *c != '/') && m(rest, &s[1..]),
         Tok::Class(r, neg) => {
-            s.first().is_some_and(|c| *c != '/' && r.iter().any(|(lo, hi)| lo <= c && c <= hi) != *neg)
+            s.first()
+                .is_some_and(|c| *c != '/' && r.iter().any(|(lo, hi)| lo <= c && c <= hi) != *neg)
                 && m(rest, &s[1..])
         }
         Tok::Star => {
@@ -173,7 +184,11 @@ mod tests {
             ("*x", "xxx", true),
         ];
         for (p, s, want) in cases {
-            assert_eq!(Pattern::new(p, false).unwrap().matches(s), want, "{p} vs {s}");
+            assert_eq!(
+                Pattern::new(p, false).unwrap().matches(s),
+                want,
+                "{p} vs {s}"
+            );
         }
         for bad in ["[", "a\\", "[a-", "[]"] {
             assert!(Pattern::new(bad, false).is_err(), "{bad}");

@@ -47,7 +47,11 @@ pub enum Health {
 /// One instruction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Instruction {
-    From { image: String, alias: Option<String>, platform: Option<String> },
+    From {
+        image: String,
+        alias: Option<String>,
+        platform: Option<String>,
+    },
     Run(CmdForm),
     Cmd(CmdForm),
     Entrypoint(CmdForm),
@@ -56,7 +60,10 @@ pub enum Instruction {
     Expose(Vec<String>),
     Add(CopyArgs),
     Copy(CopyArgs),
-    Volume { json: bool, values: Vec<String> },
+    Volume {
+        json: bool,
+        values: Vec<String>,
+    },
     User(String),
     Workdir(String),
     Arg(Vec<(String, Option<String>)>),
@@ -93,7 +100,10 @@ pub struct Stages {
 }
 
 fn err(line: usize, msg: impl Into<String>) -> InstructionError {
-    InstructionError::Line { line, msg: msg.into() }
+    InstructionError::Line {
+        line,
+        msg: msg.into(),
+    }
 }
 
 /// Splits on unquoted whitespace keeping quotes and escapes (moby `parseWords`); they are removed later by
@@ -128,29 +138,51 @@ pub fn split_words(s: &str, escape: char) -> Vec<String> {
 }
 
 /// `k=v k2=v2` or the legacy `k v with spaces` form (ENV and LABEL).
-fn name_vals(node: &Node, escape: char, allow_legacy: bool) -> Result<Vec<(String, String)>, InstructionError> {
+fn name_vals(
+    node: &Node,
+    escape: char,
+    allow_legacy: bool,
+) -> Result<Vec<(String, String)>, InstructionError> {
     let words = split_words(&node.rest, escape);
     if words.is_empty() {
-        return Err(err(node.line, format!("{} requires at least one argument", node.keyword)));
+        return Err(err(
+            node.line,
+            format!("{} requires at least one argument", node.keyword),
+        ));
     }
     if !words[0].contains('=') {
         if !allow_legacy {
-            return Err(err(node.line, format!("Syntax error - can't find = in {:?}. Must be of the form: name=value", words[0])));
+            return Err(err(
+                node.line,
+                format!(
+                    "Syntax error - can't find = in {:?}. Must be of the form: name=value",
+                    words[0]
+                ),
+            ));
         }
         let name = words[0].clone();
         let value = node.rest.trim_start()[name.len()..].trim().to_string();
         if value.is_empty() {
-            return Err(err(node.line, format!("{} must have two arguments", node.keyword)));
+            return Err(err(
+                node.line,
+                format!("{} must have two arguments", node.keyword),
+            ));
         }
         return Ok(vec![(name, value)]);
     }
     let mut out = Vec::new();
     for w in words {
         let Some((k, v)) = w.split_once('=') else {
-            return Err(err(node.line, format!("Syntax error - can't find = in {w:?}. Must be of the form: name=value")));
+            return Err(err(
+                node.line,
+                format!("Syntax error - can't find = in {w:?}. Must be of the form: name=value"),
+            ));
         };
         if k.is_empty() {
-            return Err(err(node.line, format!("{} names can not be blank", node.keyword)));
+            return Err(err(
+                node.line,
+                format!("{} names can not be blank", node.keyword),
+            ));
         }
         out.push((k.to_string(), v.to_string()));
     }
@@ -171,8 +203,12 @@ impl<'a> Flags<'a> {
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),
                 None => (body.to_string(), None),
             };
-            if matches!((node.keyword.as_str(), name.as_str()), ("RUN", "mount" | "network" | "security") | ("COPY" | "ADD", "link" | "parents" | "exclude") | ("ADD", "checksum" | "keep-git-dir"))
-            {
+            if matches!(
+                (node.keyword.as_str(), name.as_str()),
+                ("RUN", "mount" | "network" | "security")
+                    | ("COPY" | "ADD", "link" | "parents" | "exclude")
+                    | ("ADD", "checksum" | "keep-git-dir")
+            ) {
                 return Err(err(node.line, format!("the --{name} option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ to learn how to build images with BuildKit enabled")));
             }
             if !allowed.contains(&name.as_str()) {
@@ -186,14 +222,23 @@ impl<'a> Flags<'a> {
         match self.values.iter().rev().find(|(n, _)| n == name) {
             None => Ok(None),
             Some((_, Some(v))) => Ok(Some(v.clone())),
-            Some((_, None)) => Err(err(self.node.line, format!("Missing a value on flag: --{name}"))),
+            Some((_, None)) => Err(err(
+                self.node.line,
+                format!("Missing a value on flag: --{name}"),
+            )),
         }
     }
     fn duration(&self, name: &str) -> Result<Option<i64>, InstructionError> {
-        let Some(v) = self.string(name)? else { return Ok(None) };
-        let d = parse_duration(&v).ok_or_else(|| err(self.node.line, format!("time: invalid duration {v:?}")))?;
+        let Some(v) = self.string(name)? else {
+            return Ok(None);
+        };
+        let d = parse_duration(&v)
+            .ok_or_else(|| err(self.node.line, format!("time: invalid duration {v:?}")))?;
         if d != 0 && d < 1_000_000 {
-            return Err(err(self.node.line, format!("{name} cannot be less than 1ms")));
+            return Err(err(
+                self.node.line,
+                format!("{name} cannot be less than 1ms"),
+            ));
         }
         if d < 0 {
             return Err(err(self.node.line, format!("{name} cannot be negative")));
@@ -216,13 +261,17 @@ pub fn parse_duration(s: &str) -> Option<i64> {
     }
     let mut total = 0f64;
     while !rest.is_empty() {
-        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if n == 0 {
             return None;
         }
         let num: f64 = rest[..n].parse().ok()?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..u] {
             "h" => 3.6e12,
             "m" => 6e10,
@@ -253,7 +302,11 @@ fn valid_stage_name(n: &str) -> bool {
 }
 
 fn copy_args(node: &Node, escape: char, allow_from: bool) -> Result<CopyArgs, InstructionError> {
-    let allowed: &[&str] = if allow_from { &["from", "chown", "chmod"] } else { &["chown", "chmod"] };
+    let allowed: &[&str] = if allow_from {
+        &["from", "chown", "chmod"]
+    } else {
+        &["chown", "chmod"]
+    };
     let flags = Flags::new(node, allowed)?;
     let mut words = match &node.json {
         Some(v) => v.clone(),
@@ -269,7 +322,13 @@ fn copy_args(node: &Node, escape: char, allow_from: bool) -> Result<CopyArgs, In
             return Err(err(node.line, format!("invalid chmod parameter: {m}")));
         }
     }
-    Ok(CopyArgs { sources: words, dest, from: flags.string("from")?, chown: flags.string("chown")?, chmod })
+    Ok(CopyArgs {
+        sources: words,
+        dest,
+        from: flags.string("from")?,
+        chown: flags.string("chown")?,
+        chmod,
+    })
 }
 
 /// Converts one tokenized node to an instruction.
@@ -303,7 +362,11 @@ pub fn parse_node(node: &Node, escape: char) -> Result<Instruction, InstructionE
             } else {
                 None
             };
-            Instruction::From { image: w[0].clone(), alias, platform: flags.string("platform")? }
+            Instruction::From {
+                image: w[0].clone(),
+                alias,
+                platform: flags.string("platform")?,
+            }
         }
         "RUN" => {
             Flags::new(node, &[])?;
@@ -313,7 +376,11 @@ pub fn parse_node(node: &Node, escape: char) -> Result<Instruction, InstructionE
         "CMD" | "ENTRYPOINT" => {
             no_flags()?;
             let f = cmd_form(node);
-            if kw == "CMD" { Instruction::Cmd(f) } else { Instruction::Entrypoint(f) }
+            if kw == "CMD" {
+                Instruction::Cmd(f)
+            } else {
+                Instruction::Entrypoint(f)
+            }
         }
         "LABEL" => {
             no_flags()?;
@@ -381,10 +448,24 @@ pub fn parse_node(node: &Node, escape: char) -> Result<Instruction, InstructionE
         "ONBUILD" => {
             let rest = node.rest.trim();
             needs_args(rest.len())?;
-            let trig = rest.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+            let trig = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
             match trig.as_str() {
-                "ONBUILD" => return Err(err(line, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")),
-                "FROM" | "MAINTAINER" => return Err(err(line, format!("{trig} isn't allowed as an ONBUILD trigger"))),
+                "ONBUILD" => {
+                    return Err(err(
+                        line,
+                        "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+                    ))
+                }
+                "FROM" | "MAINTAINER" => {
+                    return Err(err(
+                        line,
+                        format!("{trig} isn't allowed as an ONBUILD trigger"),
+                    ))
+                }
                 _ => {}
             }
             // Validate the trigger now so a broken one fails this build, not the child's.
@@ -397,7 +478,16 @@ pub fn parse_node(node: &Node, escape: char) -> Result<Instruction, InstructionE
             Instruction::Onbuild(format!("{trig}{args}"))
         }
         "HEALTHCHECK" => {
-            let flags = Flags::new(node, &["interval", "timeout", "start-period", "start-interval", "retries"])?;
+            let flags = Flags::new(
+                node,
+                &[
+                    "interval",
+                    "timeout",
+                    "start-period",
+                    "start-interval",
+                    "retries",
+                ],
+            )?;
             let rest = node.rest.trim();
             let (first, after) = match rest.find(char::is_whitespace) {
                 Some(p) => (&rest[..p], rest[p..].trim_start()),
@@ -421,7 +511,9 @@ pub fn parse_node(node: &Node, escape: char) -> Result<Instruction, InstructionE
                     let retries = match flags.string("retries")? {
                         None => None,
                         Some(r) => {
-                            let n: i64 = r.parse().map_err(|_| err(line, format!("invalid retries value {r:?}")))?;
+                            let n: i64 = r
+                                .parse()
+                                .map_err(|_| err(line, format!("invalid retries value {r:?}")))?;
                             if n < 0 {
                                 return Err(err(line, "--retries cannot be negative"));
                             }
@@ -437,7 +529,12 @@ pub fn parse_node(node: &Node, escape: char) -> Result<Instruction, InstructionE
                         retries,
                     })
                 }
-                other => return Err(err(line, format!("Unknown type {other:?} in HEALTHCHECK (try CMD)"))),
+                other => {
+                    return Err(err(
+                        line,
+                        format!("Unknown type {other:?} in HEALTHCHECK (try CMD)"),
+                    ))
+                }
             }
         }
         "SHELL" => {
@@ -447,7 +544,15 @@ pub fn parse_node(node: &Node, escape: char) -> Result<Instruction, InstructionE
                 _ => return Err(err(line, "SHELL requires the arguments to be in JSON form")),
             }
         }
-        _ => return Err(err(line, format!("unknown instruction: {}", node.original_keyword.to_ascii_uppercase()))),
+        _ => {
+            return Err(err(
+                line,
+                format!(
+                    "unknown instruction: {}",
+                    node.original_keyword.to_ascii_uppercase()
+                ),
+            ))
+        }
     })
 }
 
@@ -457,11 +562,19 @@ pub fn parse_stages(df: &Dockerfile) -> Result<Stages, InstructionError> {
     let mut stages: Vec<Stage> = Vec::new();
     for node in &df.nodes {
         let inst = parse_node(node, df.escape)?;
-        let cmd = Command { line: node.line, original: node.original.clone(), inst };
+        let cmd = Command {
+            line: node.line,
+            original: node.original.clone(),
+            inst,
+        };
         match &cmd.inst {
             Instruction::From { alias, .. } => {
                 let name = alias.clone();
-                stages.push(Stage { from: cmd, name, commands: Vec::new() });
+                stages.push(Stage {
+                    from: cmd,
+                    name,
+                    commands: Vec::new(),
+                });
             }
             _ => match stages.last_mut() {
                 Some(s) => s.commands.push(cmd),
@@ -470,7 +583,11 @@ pub fn parse_stages(df: &Dockerfile) -> Result<Stages, InstructionError> {
             },
         }
     }
-    Ok(Stages { escape: df.escape, meta_args, stages })
+    Ok(Stages {
+        escape: df.escape,
+        meta_args,
+        stages,
+    })
 }
 
 #[cfg(test)]

@@ -26,22 +26,47 @@ fn every_instruction() {
     assert_eq!(st.stages[0].name.as_deref(), Some("build"));
     assert_eq!(
         st.stages[0].from.inst,
-        Instruction::From { image: "${BASE}".into(), alias: Some("build".into()), platform: Some("linux/amd64".into()) }
+        Instruction::From {
+            image: "${BASE}".into(),
+            alias: Some("build".into()),
+            platform: Some("linux/amd64".into())
+        }
     );
-    assert_eq!(one("RUN [\"a\", \"b\"]"), Instruction::Run(CmdForm::Exec(vec!["a".into(), "b".into()])));
-    assert_eq!(one("RUN a  b"), Instruction::Run(CmdForm::Shell("a  b".into())));
+    assert_eq!(
+        one("RUN [\"a\", \"b\"]"),
+        Instruction::Run(CmdForm::Exec(vec!["a".into(), "b".into()]))
+    );
+    assert_eq!(
+        one("RUN a  b"),
+        Instruction::Run(CmdForm::Shell("a  b".into()))
+    );
     assert_eq!(one("CMD x"), Instruction::Cmd(CmdForm::Shell("x".into())));
-    assert_eq!(one("ENTRYPOINT [\"x\"]"), Instruction::Entrypoint(CmdForm::Exec(vec!["x".into()])));
+    assert_eq!(
+        one("ENTRYPOINT [\"x\"]"),
+        Instruction::Entrypoint(CmdForm::Exec(vec!["x".into()]))
+    );
     assert_eq!(
         one("LABEL a=b \"c d\"=\"e f\""),
-        Instruction::Label(vec![("a".into(), "b".into()), ("\"c d\"".into(), "\"e f\"".into())])
+        Instruction::Label(vec![
+            ("a".into(), "b".into()),
+            ("\"c d\"".into(), "\"e f\"".into())
+        ])
     );
-    assert_eq!(one("ENV K v  w"), Instruction::Env(vec![("K".into(), "v  w".into())]));
+    assert_eq!(
+        one("ENV K v  w"),
+        Instruction::Env(vec![("K".into(), "v  w".into())])
+    );
     assert_eq!(
         one("ENV A=1 B=\"x y\""),
-        Instruction::Env(vec![("A".into(), "1".into()), ("B".into(), "\"x y\"".into())])
+        Instruction::Env(vec![
+            ("A".into(), "1".into()),
+            ("B".into(), "\"x y\"".into())
+        ])
     );
-    assert_eq!(one("EXPOSE 80 53/udp"), Instruction::Expose(vec!["80".into(), "53/udp".into()]));
+    assert_eq!(
+        one("EXPOSE 80 53/udp"),
+        Instruction::Expose(vec!["80".into(), "53/udp".into()])
+    );
     assert_eq!(
         one("COPY --chown=1:2 --chmod=644 a* b /dst/"),
         Instruction::Copy(CopyArgs {
@@ -53,14 +78,41 @@ fn every_instruction() {
         })
     );
     assert!(matches!(one("ADD x.tar.gz /"), Instruction::Add(_)));
-    assert_eq!(one("VOLUME [\"/a\", \"/b\"]"), Instruction::Volume { json: true, values: vec!["/a".into(), "/b".into()] });
-    assert_eq!(one("VOLUME /a /b"), Instruction::Volume { json: false, values: vec!["/a".into(), "/b".into()] });
+    assert_eq!(
+        one("VOLUME [\"/a\", \"/b\"]"),
+        Instruction::Volume {
+            json: true,
+            values: vec!["/a".into(), "/b".into()]
+        }
+    );
+    assert_eq!(
+        one("VOLUME /a /b"),
+        Instruction::Volume {
+            json: false,
+            values: vec!["/a".into(), "/b".into()]
+        }
+    );
     assert_eq!(one("USER app:app"), Instruction::User("app:app".into()));
-    assert_eq!(one("WORKDIR /my dir"), Instruction::Workdir("/my dir".into()));
-    assert_eq!(one("ARG A B=2"), Instruction::Arg(vec![("A".into(), None), ("B".into(), Some("2".into()))]));
-    assert_eq!(one("onbuild run echo x"), Instruction::Onbuild("RUN echo x".into()));
-    assert_eq!(one("STOPSIGNAL SIGKILL"), Instruction::StopSignal("SIGKILL".into()));
-    assert_eq!(one("HEALTHCHECK NONE"), Instruction::Healthcheck(Health::None));
+    assert_eq!(
+        one("WORKDIR /my dir"),
+        Instruction::Workdir("/my dir".into())
+    );
+    assert_eq!(
+        one("ARG A B=2"),
+        Instruction::Arg(vec![("A".into(), None), ("B".into(), Some("2".into()))])
+    );
+    assert_eq!(
+        one("onbuild run echo x"),
+        Instruction::Onbuild("RUN echo x".into())
+    );
+    assert_eq!(
+        one("STOPSIGNAL SIGKILL"),
+        Instruction::StopSignal("SIGKILL".into())
+    );
+    assert_eq!(
+        one("HEALTHCHECK NONE"),
+        Instruction::Healthcheck(Health::None)
+    );
     assert_eq!(
         one("HEALTHCHECK --interval=5s --timeout=1m30s --start-period=100ms --start-interval=2s --retries=3 CMD curl x"),
         Instruction::Healthcheck(Health::Cmd {
@@ -72,34 +124,57 @@ fn every_instruction() {
             retries: Some(3)
         })
     );
-    assert_eq!(one("SHELL [\"/bin/bash\", \"-c\"]"), Instruction::Shell(vec!["/bin/bash".into(), "-c".into()]));
-    assert_eq!(one("MAINTAINER Jane <j@x>"), Instruction::Maintainer("Jane <j@x>".into()));
+    assert_eq!(
+        one("SHELL [\"/bin/bash\", \"-c\"]"),
+        Instruction::Shell(vec!["/bin/bash".into(), "-c".into()])
+    );
+    assert_eq!(
+        one("MAINTAINER Jane <j@x>"),
+        Instruction::Maintainer("Jane <j@x>".into())
+    );
 }
 
 #[test]
 fn errors_name_the_line() {
-    assert_eq!(error("FROM a\nRUN x\n\nFOO bar\n"), "Dockerfile parse error line 4: unknown instruction: FOO");
-    assert_eq!(error("# c\n\nFROM a b\n"), "Dockerfile parse error line 3: FROM requires either one or three arguments");
-    assert_eq!(error("FROM a x b\n"), "Dockerfile parse error line 1: FROM requires either one or three arguments");
+    assert_eq!(
+        error("FROM a\nRUN x\n\nFOO bar\n"),
+        "Dockerfile parse error line 4: unknown instruction: FOO"
+    );
+    assert_eq!(
+        error("# c\n\nFROM a b\n"),
+        "Dockerfile parse error line 3: FROM requires either one or three arguments"
+    );
+    assert_eq!(
+        error("FROM a x b\n"),
+        "Dockerfile parse error line 1: FROM requires either one or three arguments"
+    );
     assert!(error("FROM a AS 1x\n").contains("invalid name for build stage"));
-    assert!(error("FROM a\nRUN --mount=type=cache,target=/x echo\n").contains("line 2: the --mount option requires BuildKit"));
-    assert!(error("FROM a\nRUN --network=none echo\n").contains("the --network option requires BuildKit"));
+    assert!(error("FROM a\nRUN --mount=type=cache,target=/x echo\n")
+        .contains("line 2: the --mount option requires BuildKit"));
+    assert!(error("FROM a\nRUN --network=none echo\n")
+        .contains("the --network option requires BuildKit"));
     assert!(error("FROM a\nCOPY --bogus=1 a b\n").contains("line 2: Unknown flag: bogus"));
     assert!(error("FROM a\nCOPY a\n").contains("requires at least two arguments"));
     assert!(error("FROM a\nADD --from=x a b\n").contains("Unknown flag: from"));
     assert!(error("FROM a\nENV\n").contains("ENV requires at least one argument"));
     assert!(error("FROM a\nENV a=b c\n").contains("can't find = in \"c\""));
     assert!(error("FROM a\nUSER\n").contains("USER requires exactly one argument"));
-    assert!(error("FROM a\nSHELL /bin/sh -c\n").contains("SHELL requires the arguments to be in JSON form"));
+    assert!(error("FROM a\nSHELL /bin/sh -c\n")
+        .contains("SHELL requires the arguments to be in JSON form"));
     assert!(error("FROM a\nONBUILD ONBUILD RUN x\n").contains("Chaining ONBUILD"));
     assert!(error("FROM a\nONBUILD FROM x\n").contains("FROM isn't allowed as an ONBUILD trigger"));
     assert!(error("FROM a\nONBUILD FOO x\n").contains("line 2: unknown instruction: FOO"));
     assert!(error("FROM a\nHEALTHCHECK --interval=1x CMD a\n").contains("invalid duration"));
     assert!(error("FROM a\nHEALTHCHECK NONE x\n").contains("takes no arguments"));
     assert!(error("FROM a\nCOPY --chmod=9z a b\n").contains("invalid chmod"));
-    assert_eq!(error("RUN x\nFROM a\n"), "no build stage in current context");
+    assert_eq!(
+        error("RUN x\nFROM a\n"),
+        "no build stage in current context"
+    );
     // A continuation: the error names the line the instruction starts on.
-    assert!(error("FROM a\nRUN a \\\n  b\nBAD \\\n x\n").starts_with("Dockerfile parse error line 4:"));
+    assert!(
+        error("FROM a\nRUN a \\\n  b\nBAD \\\n x\n").starts_with("Dockerfile parse error line 4:")
+    );
 }
 
 #[test]
@@ -113,5 +188,8 @@ fn durations() {
 
 #[test]
 fn word_splitting_keeps_quotes() {
-    assert_eq!(split_words("a \"b c\" 'd e' f\\ g", '\\'), vec!["a", "\"b c\"", "'d e'", "f\\ g"]);
+    assert_eq!(
+        split_words("a \"b c\" 'd e' f\\ g", '\\'),
+        vec!["a", "\"b c\"", "'d e'", "f\\ g"]
+    );
 }

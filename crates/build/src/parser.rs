@@ -46,7 +46,10 @@ fn directive(line: &str) -> Option<(String, String)> {
     let t = t.strip_prefix('#')?;
     let (k, v) = t.split_once('=')?;
     let k = k.trim();
-    if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric()) || !k.starts_with(|c: char| c.is_ascii_alphabetic()) {
+    if k.is_empty()
+        || !k.chars().all(|c| c.is_ascii_alphanumeric())
+        || !k.starts_with(|c: char| c.is_ascii_alphabetic())
+    {
         return None;
     }
     Some((k.to_ascii_lowercase(), v.trim().to_string()))
@@ -72,7 +75,9 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
     // Directives: only leading comment lines of the form `# key=value`; each key at most once.
     let mut seen = std::collections::HashSet::new();
     while i < lines.len() {
-        let Some((k, v)) = directive(lines[i]) else { break };
+        let Some((k, v)) = directive(lines[i]) else {
+            break;
+        };
         if !seen.insert(k.clone()) {
             // A repeated directive is a plain comment from here on (docker stops directive parsing).
             break;
@@ -134,14 +139,22 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             }
         }
         if empty_cont {
-            warnings.push(format!("[WARNING]: Empty continuation line found in: {}", logical.trim()));
+            warnings.push(format!(
+                "[WARNING]: Empty continuation line found in: {}",
+                logical.trim()
+            ));
         }
         nodes.push(split_node(start, logical.trim())?);
     }
     if nodes.is_empty() {
         return Err(ParseError::Empty);
     }
-    Ok(Dockerfile { escape, syntax, nodes, warnings })
+    Ok(Dockerfile {
+        escape,
+        syntax,
+        nodes,
+        warnings,
+    })
 }
 
 fn split_node(line: usize, logical: &str) -> Result<Node, ParseError> {
@@ -201,7 +214,10 @@ mod tests {
         assert_eq!(df.nodes[2].keyword, "COPY");
         assert_eq!(df.nodes[2].flags, vec!["--from=base", "--chown=1:1"]);
         assert_eq!(df.nodes[2].line, 10);
-        assert_eq!(df.nodes[3].json, Some(vec!["sh".into(), "-c".into(), "x".into()]));
+        assert_eq!(
+            df.nodes[3].json,
+            Some(vec!["sh".into(), "-c".into(), "x".into()])
+        );
         assert_eq!(df.nodes[4].json, None);
     }
 
@@ -224,6 +240,9 @@ mod tests {
     #[test]
     fn empty_and_bad_escape() {
         assert_eq!(parse("# just a comment\n\n"), Err(ParseError::Empty));
-        assert!(matches!(parse("# escape=x\nFROM a"), Err(ParseError::BadEscape(_))));
+        assert!(matches!(
+            parse("# escape=x\nFROM a"),
+            Err(ParseError::BadEscape(_))
+        ));
     }
 }

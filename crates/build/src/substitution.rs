@@ -209,7 +209,13 @@ impl Scan<'_> {
 
 impl Lex {
     fn scan<'a>(&self, s: &'a str, env: &'a dyn Env) -> Scan<'a> {
-        Scan { chars: s.chars().collect(), pos: 0, escape: self.escape, env, src: s }
+        Scan {
+            chars: s.chars().collect(),
+            pos: 0,
+            escape: self.escape,
+            env,
+            src: s,
+        }
     }
 
     /// Expands `s` as one word (quotes removed, variables substituted).
@@ -238,7 +244,11 @@ mod tests {
     use super::*;
 
     fn sub(s: &str) -> Result<String, SubstError> {
-        let env = vec!["PWD=/home".to_string(), "E=".to_string(), "A=a b".to_string()];
+        let env = vec![
+            "PWD=/home".to_string(),
+            "E=".to_string(),
+            "A=a b".to_string(),
+        ];
         let r = Lex::default().process_word(s, &env_from_list(&env));
         r
     }
@@ -266,13 +276,18 @@ mod tests {
         assert_eq!(sub("\"a\\b\"").unwrap(), "a\\b");
         assert!(matches!(sub("${PWD"), Err(SubstError::MissingBrace(_))));
         assert!(matches!(sub("'abc"), Err(SubstError::Unterminated('\''))));
-        assert!(matches!(sub("${NOPE:?oops}"), Err(SubstError::Required(..))));
+        assert!(matches!(
+            sub("${NOPE:?oops}"),
+            Err(SubstError::Required(..))
+        ));
     }
 
     #[test]
     fn words_split_on_unquoted_space() {
         let env = vec!["A=a b".to_string()];
-        let w = Lex::default().process_words("x \"y z\" $A", &env_from_list(&env)).unwrap();
+        let w = Lex::default()
+            .process_words("x \"y z\" $A", &env_from_list(&env))
+            .unwrap();
         assert_eq!(w, vec!["x", "y z", "a b"]);
     }
 
@@ -280,6 +295,10 @@ mod tests {
     fn backtick_escape() {
         let lex = Lex { escape: '`' };
         let env = vec!["X=1".to_string()];
-        assert_eq!(lex.process_word("`$X c:\\dir", &env_from_list(&env)).unwrap(), "$X c:\\dir");
+        assert_eq!(
+            lex.process_word("`$X c:\\dir", &env_from_list(&env))
+                .unwrap(),
+            "$X c:\\dir"
+        );
     }
 }
