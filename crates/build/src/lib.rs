@@ -1,5 +1,6 @@
 //! berth-build: Dockerfiles, build contexts and the classic builder (`berth build`, `POST /build`).
 
+pub mod apply;
 pub mod archive;
 pub mod backend;
 pub mod cache;
