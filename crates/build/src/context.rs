@@ -332,6 +332,38 @@ pub fn unpack_context<R: Read + Send + 'static>(r: R, dest: &Path) -> Result<(),
     Ok(())
 }
 
+/// What `berth build -` (or a raw request body) received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// A (possibly compressed) tar: unpacked as the context.
+    Tar,
+    /// Anything else: the Dockerfile itself, in an otherwise empty context.
+    Dockerfile,
+}
+
+/// Materialises a context from a stream into `dest` (docker's `DetectContextFromRemoteURL`/stdin logic): a
+/// tar (any compression) is unpacked, anything else becomes `dest/Dockerfile`.
+pub fn context_from_stream<R: Read + Send + 'static>(
+    r: R,
+    dest: &Path,
+) -> Result<StreamKind, ContextError> {
+    let mut d = crate::archive::decompress(r)?;
+    let mut head = Vec::with_capacity(512);
+    (&mut d).take(512).read_to_end(&mut head)?;
+    if crate::archive::looks_like_tar(&head) {
+        fs::create_dir_all(dest)?;
+        let mut ar = tar::Archive::new(io::Cursor::new(head).chain(d));
+        ar.set_preserve_permissions(true);
+        ar.set_overwrite(true);
+        ar.unpack(dest)?;
+        return Ok(StreamKind::Tar);
+    }
+    let mut all = head;
+    d.read_to_end(&mut all)?;
+    dockerfile_only_context(&all, dest)?;
+    Ok(StreamKind::Dockerfile)
+}
+
 /// Makes `dest` a context holding only a Dockerfile (the `docker build - < Dockerfile` case).
 pub fn dockerfile_only_context(dockerfile: &[u8], dest: &Path) -> Result<(), ContextError> {
     fs::create_dir_all(dest)?;

@@ -130,3 +130,33 @@ fn unpacks_tar_context() {
         "FROM x"
     );
 }
+
+#[test]
+fn stream_is_tar_or_dockerfile() {
+    let d = tempfile::tempdir().unwrap();
+    let kind = context_from_stream(
+        std::io::Cursor::new(b"FROM busybox\nRUN true\n".to_vec()),
+        &d.path().join("a"),
+    )
+    .unwrap();
+    assert_eq!(kind, StreamKind::Dockerfile);
+    assert_eq!(
+        fs::read_to_string(d.path().join("a/Dockerfile")).unwrap(),
+        "FROM busybox\nRUN true\n"
+    );
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(1);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "sub/f", &b"x"[..]).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &b.into_inner().unwrap()).unwrap();
+    let kind = context_from_stream(
+        std::io::Cursor::new(gz.finish().unwrap()),
+        &d.path().join("b"),
+    )
+    .unwrap();
+    assert_eq!(kind, StreamKind::Tar);
+    assert_eq!(fs::read_to_string(d.path().join("b/sub/f")).unwrap(), "x");
+}

@@ -183,8 +183,10 @@ impl Run<'_> {
             None => self.opts.platform.clone(),
         };
         let base = match self.stage_index(&image) {
+            // Only an earlier, already built stage; any other name is an image reference.
             Some(i)
-                if self.stage_names[i].as_deref() == Some(image.to_ascii_lowercase().as_str()) =>
+                if self.stage_names[i].as_deref() == Some(image.to_ascii_lowercase().as_str())
+                    && self.stage_images[i].is_some() =>
             {
                 self.stage_images[i].clone().ok_or(BuildError::NoImage)?
             }

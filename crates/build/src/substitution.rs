@@ -82,6 +82,22 @@ impl Scan<'_> {
             match c {
                 '\'' => self.single_quote(&mut cur)?,
                 '"' => self.double_quote(&mut cur)?,
+                '$' if split => {
+                    // An unquoted expansion is split on whitespace too (moby's `words.addString`).
+                    let mut tmp = String::new();
+                    self.dollar(&mut tmp)?;
+                    for ch in tmp.chars() {
+                        if ch.is_whitespace() {
+                            if in_word && !cur.is_empty() {
+                                words.push(std::mem::take(&mut cur));
+                            }
+                            in_word = false;
+                        } else {
+                            cur.push(ch);
+                            in_word = true;
+                        }
+                    }
+                }
                 '$' => self.dollar(&mut cur)?,
                 c if c == self.escape => match self.next() {
                     Some(n) => cur.push(n),
@@ -288,7 +304,11 @@ mod tests {
         let w = Lex::default()
             .process_words("x \"y z\" $A", &env_from_list(&env))
             .unwrap();
-        assert_eq!(w, vec!["x", "y z", "a b"]);
+        assert_eq!(w, vec!["x", "y z", "a", "b"]);
+        let w = Lex::default()
+            .process_words("\"$A\" p$A", &env_from_list(&env))
+            .unwrap();
+        assert_eq!(w, vec!["a b", "pa", "b"]);
     }
 
     #[test]
