@@ -13,3 +13,6 @@ pub mod instructions;
 pub mod output;
 pub mod parser;
 pub mod substitution;
+
+#[cfg(test)]
+mod e2e_tests;
