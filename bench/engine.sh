@@ -90,7 +90,8 @@ else
   read -r r rmin < <(hf1 runc "runc --root $T/runc-state run --bundle $T/bundle bench-hello-$$")
 fi
 if [ -n "${b:-}" ] && [ -n "${r:-}" ]; then
-  bench_ratio_line "  berth CLI -> berthd vs $ref (mean)" "$(ms "$b")" "$(ms "$r")" ms "$ref" \
+  if [ "$ref" = docker ]; then refl="docker CLI -> dockerd"; else refl="runc run"; fi
+  bench_ratio_line "  berth CLI -> berthd vs $refl (mean)" "$(ms "$b")" "$(ms "$r")" ms "$ref" \
     "berth <= 0.1 x docker's time"
   bench_ratio_line "  (min)" "$(ms "$bmin")" "$(ms "$rmin")" ms "$ref"
 fi

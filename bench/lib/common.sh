@@ -183,5 +183,6 @@ mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 bench_header() {
   echo "== $1 ($(date -u +%FT%TZ), $(nproc) cores, kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg))"
-  echo "berth: $(git -C "$bench_here" rev-parse --short HEAD 2>/dev/null || echo '?') (release build, $berth)"
+  echo "berth: release build of $(date -u -r "$berth" +%FT%TZ) ($berth), repo HEAD" \
+    "$(git -C "$bench_here" rev-parse --short HEAD 2>/dev/null || echo '?')"
 }
