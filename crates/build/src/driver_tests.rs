@@ -434,3 +434,75 @@ fn scratch_only_and_parse_errors() {
     let (r, out) = f.build(&opts);
     assert_eq!(out, format!("{}\n", r.unwrap().image_id));
 }
+
+#[test]
+fn docker_docs_substitution_and_arg_examples() {
+    // https://docs.docker.com/reference/dockerfile/#environment-replacement
+    let df = "FROM busybox\nENV FOO=/bar\nWORKDIR ${FOO}\nCOPY hello.txt $FOO/\nENV abc=hello\nENV abc=bye def=$abc\nENV ghi=$abc\nUSER ${username:-some_user}\nLABEL u1=$username\nARG username\nUSER $username\nLABEL u2=$username\nARG CONT_IMG_VER\nENV CONT_IMG_VER=${CONT_IMG_VER:-v1.0.0}\nARG OTHER\nENV OTHER=fixed\nRUN echo $CONT_IMG_VER\n";
+    let mut f = fixture(df);
+    let mut opts = f.opts();
+    opts.build_args
+        .insert("username".into(), "what_user".into());
+    opts.build_args.insert("OTHER".into(), "from-arg".into());
+    let (r, _) = f.build(&opts);
+    let r = r.unwrap();
+    let c = f.config(&r.image_id);
+    assert_eq!(c.working_dir.as_deref(), Some("/bar"));
+    assert_eq!(f.backend.copies[0].ops[0].dest, "/bar");
+    let env = c.env.clone().unwrap();
+    assert!(env.contains(&"def=hello".to_string()), "{env:?}");
+    assert!(env.contains(&"ghi=bye".to_string()));
+    assert!(env.contains(&"CONT_IMG_VER=v1.0.0".to_string()));
+    assert!(
+        env.contains(&"OTHER=fixed".to_string()),
+        "ENV wins over a --build-arg"
+    );
+    assert_eq!(c.user.as_deref(), Some("what_user"));
+    let labels = c.labels.unwrap();
+    assert_eq!(labels["u1"], "", "not declared yet");
+    assert_eq!(labels["u2"], "what_user");
+    // RUN sees ENV's value, not the ARG's.
+    assert!(f.backend.runs[0].env.contains(&"OTHER=fixed".to_string()));
+    assert!(!f.backend.runs[0]
+        .env
+        .contains(&"OTHER=from-arg".to_string()));
+    // An escaped `$` stays literal in COPY.
+    let mut f = fixture("FROM busybox\nENV FOO=/bar\nCOPY \\$FOO /quux\n");
+    let e = f.build(&f.opts()).0.unwrap_err().to_string();
+    assert!(e.contains("stat $FOO"), "{e}");
+}
+
+#[test]
+fn global_args_in_from_and_stage_scope() {
+    // https://docs.docker.com/reference/dockerfile/#understand-how-arg-and-from-interact
+    let df = "ARG CODE_VERSION=latest\nFROM busybox:${CODE_VERSION}\nLABEL v=${CODE_VERSION}\nARG S1=one\nFROM busybox AS second\nARG CODE_VERSION\nLABEL v=${CODE_VERSION} s1=${S1}\n";
+    let mut f = fixture(df);
+    let (r, out) = f.build(&f.opts());
+    let r = r.unwrap();
+    assert!(out.contains("Step 1/4 : ARG CODE_VERSION=latest"), "{out}");
+    assert!(
+        !f.backend
+            .calls
+            .contains(&"resolve busybox:latest".to_string()),
+        "the first stage is unused"
+    );
+    let labels = f.config(&r.image_id).labels.unwrap();
+    assert_eq!(labels["v"], "latest");
+    assert_eq!(
+        labels["s1"], "",
+        "a stage's ARG does not leak into the next stage"
+    );
+    let mut opts = f.opts();
+    opts.target = Some("0".into());
+    let (r, _) = f.build(&opts);
+    let r = r.unwrap();
+    assert!(f
+        .backend
+        .calls
+        .contains(&"resolve busybox:latest".to_string()));
+    assert_eq!(
+        f.config(&r.image_id).labels.unwrap()["v"],
+        "",
+        "global ARG not visible without redeclaring"
+    );
+}
