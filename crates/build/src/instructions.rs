@@ -583,6 +583,9 @@ pub fn parse_stages(df: &Dockerfile) -> Result<Stages, InstructionError> {
             },
         }
     }
+    if stages.is_empty() {
+        return Err(InstructionError::NoStage);
+    }
     Ok(Stages {
         escape: df.escape,
         meta_args,

@@ -171,6 +171,7 @@ fn errors_name_the_line() {
         error("RUN x\nFROM a\n"),
         "no build stage in current context"
     );
+    assert_eq!(error("ARG A=1\n"), "no build stage in current context");
     // A continuation: the error names the line the instruction starts on.
     assert!(
         error("FROM a\nRUN a \\\n  b\nBAD \\\n x\n").starts_with("Dockerfile parse error line 4:")
