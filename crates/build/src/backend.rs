@@ -41,6 +41,9 @@ pub struct RunSpec {
     /// The classic builder runs steps with the default bridge network; berth builds offline, so `none` is
     /// expected, but the engine decides.
     pub network: String,
+    /// The image's VOLUME paths: docker discards what a RUN writes under them, so the engine mounts a
+    /// throw-away volume on each.
+    pub volumes: Vec<String>,
 }
 
 /// How to commit a step's image.

@@ -486,6 +486,11 @@ impl Run<'_> {
                         user: cfg.user.clone().filter(|u| !u.is_empty()),
                         workdir: cfg.working_dir.clone().filter(|w| !w.is_empty()),
                         network: "none".into(),
+                        volumes: cfg
+                            .volumes
+                            .as_ref()
+                            .map(|v| v.keys().cloned().collect())
+                            .unwrap_or_default(),
                     };
                     let id = self.backend.create_container(&spec)?;
                     self.progress.running_in(&id)?;

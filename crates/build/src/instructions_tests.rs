@@ -194,3 +194,67 @@ fn word_splitting_keeps_quotes() {
         vec!["a", "\"b c\"", "'d e'", "f\\ g"]
     );
 }
+
+#[test]
+fn garbage_never_panics() {
+    // A deterministic generator over Dockerfile-ish fragments: parsing and expansion must return errors,
+    // never panic, whatever the input.
+    let frags = [
+        "FROM ",
+        "RUN ",
+        "COPY ",
+        "ENV ",
+        "ARG ",
+        "ONBUILD ",
+        "HEALTHCHECK ",
+        "LABEL ",
+        "--from=",
+        "--chown",
+        "=",
+        "\"",
+        "'",
+        "\\",
+        "`",
+        "$",
+        "${",
+        "}",
+        ":-",
+        ":+",
+        "[",
+        "]",
+        "\"a\"",
+        ",",
+        " ",
+        "\n",
+        "\\\n",
+        "#",
+        "# escape=`\n",
+        "AS ",
+        "x",
+        "é",
+        "\t",
+        "NONE",
+        "CMD ",
+        "--interval=",
+        "1s",
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let lex = crate::substitution::Lex::default();
+    let env = |_: &str| Some("v".to_string());
+    for _ in 0..3000 {
+        let mut s = String::new();
+        for _ in 0..(seed % 24) {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            s.push_str(frags[(seed >> 33) as usize % frags.len()]);
+        }
+        if let Ok(df) = parse(&s) {
+            let _ = parse_stages(&df);
+        }
+        let _ = lex.process_word(&s, &env);
+        let _ = lex.process_words(&s, &env);
+        let _ = crate::glob::Pattern::new(&s, true).map(|p| p.matches(&s));
+        let _ = crate::dockerignore::Ignore::parse(&s).map(|i| i.matches(&s));
+    }
+}

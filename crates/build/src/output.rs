@@ -14,7 +14,9 @@ pub enum OutputError {
 /// Short (12 hex) form of an id, without `sha256:`.
 pub fn short(id: &str) -> &str {
     let h = id.strip_prefix("sha256:").unwrap_or(id);
-    &h[..h.len().min(12)]
+    // By characters, so an odd id from a backend can never split a UTF-8 sequence.
+    let end = h.char_indices().nth(12).map_or(h.len(), |(i, _)| i);
+    &h[..end]
 }
 
 /// The progress writer.
