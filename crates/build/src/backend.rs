@@ -61,6 +61,9 @@ pub struct CommitSpec {
     pub cache_key: String,
     /// Metadata-only step (history `empty_layer`).
     pub empty_layer: bool,
+    /// WORKDIR: [`BuildBackend::commit_config`] must make sure this directory exists in the new image
+    /// (docker's classic builder creates it, root-owned, 0755, in a new layer when the parent lacks it).
+    pub create_dir: Option<String>,
 }
 
 /// One COPY/ADD source with where it goes.

@@ -429,6 +429,7 @@ impl Run<'_> {
             created_by,
             cache_key,
             empty_layer: empty,
+            create_dir: None,
         }
     }
 
@@ -459,7 +460,10 @@ impl Run<'_> {
                 let key = step_key(&st.image_id, &key, &[]);
                 if !self.probe(st, &key)? {
                     let created_by = format!("/bin/sh -c #(nop)  {}", cmd.original);
-                    let spec = self.commit_spec(st, cfg.clone(), created_by, key, true);
+                    let mut spec = self.commit_spec(st, cfg.clone(), created_by, key, true);
+                    if matches!(cmd.inst, Instruction::Workdir(_)) {
+                        spec.create_dir = cfg.working_dir.clone();
+                    }
                     st.image_id = self.backend.commit_config(&spec)?;
                     self.progress.image(&st.image_id)?;
                 }

@@ -21,6 +21,7 @@ struct FakeBackend {
     rootfs: PathBuf,
     next_container: u32,
     tags: Vec<(String, String)>,
+    created_dirs: Vec<String>,
 }
 
 impl FakeBackend {
@@ -114,6 +115,7 @@ impl BuildBackend for FakeBackend {
     }
     fn commit_config(&mut self, spec: &CommitSpec) -> Result<String, BackendError> {
         self.calls.push("config".into());
+        self.created_dirs.extend(spec.create_dir.clone());
         Ok(self.commit(spec))
     }
     fn image_rootfs(&mut self, image_id: &str) -> Result<PathBuf, BackendError> {
@@ -334,6 +336,7 @@ fn config_instructions() {
         vec!["PATH=/usr/bin:/bin", "A=1", "B=two words", "C=1-x"]
     );
     assert_eq!(c.working_dir.as_deref(), Some("/app/sub/1"));
+    assert_eq!(f.backend.created_dirs, vec!["/app", "/app/sub/1"]);
     assert_eq!(c.user.as_deref(), Some("10:10"));
     let ports: Vec<_> = c.exposed_ports.unwrap().into_keys().collect();
     assert_eq!(ports, vec!["53/udp", "80/tcp", "8000/tcp", "8001/tcp"]);

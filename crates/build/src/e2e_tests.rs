@@ -217,7 +217,16 @@ impl BuildBackend for DirBackend {
         Ok(self.new_image(spec, img))
     }
     fn commit_config(&mut self, spec: &CommitSpec) -> Result<String, BackendError> {
-        let rootfs = self.rootfs_of(&spec.parent)?;
+        let mut rootfs = self.rootfs_of(&spec.parent)?;
+        if let Some(dir) = &spec.create_dir {
+            if !rootfs.join(dir.trim_start_matches('/')).is_dir() {
+                let n = self.n;
+                let img = self.root.join(format!("img-{n}-workdir"));
+                cp_a(&rootfs, &img)?;
+                fs::create_dir_all(img.join(dir.trim_start_matches('/'))).map_err(be)?;
+                rootfs = img;
+            }
+        }
         Ok(self.new_image(spec, rootfs))
     }
     fn image_rootfs(&mut self, image_id: &str) -> Result<PathBuf, BackendError> {
@@ -262,6 +271,7 @@ ADD data.tar.gz /data/
 RUN echo "$GREETING $WHO" > /greeting && id -u > /uid0
 USER app
 RUN id -u > /tmp/uid && pwd > /tmp/pwd
+WORKDIR /made/by/workdir
 CMD ["cat", "/final/out.txt"]
 "#;
 
@@ -322,6 +332,10 @@ fn multi_stage_build_with_real_processes() {
         "1000\n"
     );
     assert_eq!(fs::read_to_string(rootfs.join("tmp/pwd")).unwrap(), "/\n");
+    assert!(
+        rootfs.join("made/by/workdir").is_dir(),
+        "WORKDIR creates its directory"
+    );
     let cfg = &backend.images[&r.image_id].1;
     assert_eq!(
         cfg.cmd.as_deref(),
