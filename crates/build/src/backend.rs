@@ -92,11 +92,12 @@ pub struct CopyPlan {
 
 /// What the engine implements.
 pub trait BuildBackend {
-    /// Resolves (pulling if needed and allowed) an image reference.
+    /// Resolves an image reference, pulling it when absent, or always when `pull` is set (`--pull`).
     fn resolve_image(
         &mut self,
         reference: &str,
         platform: Option<&str>,
+        pull: bool,
     ) -> Result<ImageInfo, BackendError>;
     /// An image previously committed on `parent` with `cache_key`, if any.
     fn find_cached(

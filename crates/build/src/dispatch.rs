@@ -191,7 +191,9 @@ impl Run<'_> {
                 self.stage_images[i].clone().ok_or(BuildError::NoImage)?
             }
             _ if image.eq_ignore_ascii_case("scratch") => ImageInfo::default(),
-            _ => self.backend.resolve_image(&image, platform.as_deref())?,
+            _ => self
+                .backend
+                .resolve_image(&image, platform.as_deref(), self.opts.pull)?,
         };
         if !base.id.is_empty() {
             self.progress.image(&base.id)?;
@@ -489,7 +491,7 @@ impl Run<'_> {
                         env,
                         user: cfg.user.clone().filter(|u| !u.is_empty()),
                         workdir: cfg.working_dir.clone().filter(|w| !w.is_empty()),
-                        network: "none".into(),
+                        network: self.opts.network.clone().unwrap_or_else(|| "none".into()),
                         volumes: cfg
                             .volumes
                             .as_ref()
@@ -570,7 +572,7 @@ impl Run<'_> {
                         })?,
                     None => {
                         self.backend
-                            .resolve_image(f, self.opts.platform.as_deref())?
+                            .resolve_image(f, self.opts.platform.as_deref(), self.opts.pull)?
                             .id
                     }
                 };

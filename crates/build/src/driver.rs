@@ -81,6 +81,10 @@ pub struct BuildOptions {
     pub force_rm: bool,
     /// Default platform for FROM (`--platform`).
     pub platform: Option<String>,
+    /// `--pull`: always look for a newer base image.
+    pub pull: bool,
+    /// `--network` for RUN steps; `None` means `none` (berth builds offline).
+    pub network: Option<String>,
 }
 
 impl Default for BuildOptions {
@@ -98,6 +102,8 @@ impl Default for BuildOptions {
             rm: true,
             force_rm: false,
             platform: None,
+            pull: false,
+            network: None,
         }
     }
 }

@@ -59,6 +59,7 @@ impl BuildBackend for FakeBackend {
         &mut self,
         reference: &str,
         _platform: Option<&str>,
+        _pull: bool,
     ) -> Result<ImageInfo, BackendError> {
         self.calls.push(format!("resolve {reference}"));
         let id = match reference {

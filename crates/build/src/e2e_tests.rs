@@ -126,6 +126,7 @@ impl BuildBackend for DirBackend {
         &mut self,
         reference: &str,
         _platform: Option<&str>,
+        _pull: bool,
     ) -> Result<ImageInfo, BackendError> {
         match reference {
             "busybox" | "busybox:latest" => self.busybox(),
