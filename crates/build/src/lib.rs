@@ -11,7 +11,8 @@
 //! - [`driver::Builder::build`] runs the stages through a [`backend::BuildBackend`] the engine implements,
 //!   with [`cache`] keys (parent id + instruction after substitution + build args in use + source checksums),
 //!   printing docker's classic output ([`output`]).
-//! - [`apply::apply_copy`] does the file work of a COPY/ADD step into a rootfs directory for the engine.
+//! - [`apply::apply_copy`] does the file work of a COPY/ADD step into a rootfs directory for the engine;
+//!   [`options::from_query`] turns `POST /build` query parameters into [`driver::BuildOptions`].
 //!
 //! ```no_run
 //! use berth_build::backend::BuildBackend;
@@ -34,6 +35,7 @@ pub mod dockerignore;
 pub mod driver;
 pub mod glob;
 pub mod instructions;
+pub mod options;
 pub mod output;
 pub mod parser;
 pub mod substitution;
