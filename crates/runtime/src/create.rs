@@ -101,6 +101,9 @@ pub fn create_with_console(opts: &CreateOptions) -> Result<(ContainerState, Opti
         config: spec.clone(),
         dir: dir.clone(),
     };
+    // Compiled here, not in the child: the cache lives under the state root, which the child cannot see after
+    // pivot_root, and a profile error is reported before anything was cloned.
+    let seccomp = compile_seccomp(&spec, &opts.root)?;
     let (parent_sock, child_sock) = sync::pair()?;
     // A pid namespace given by path is joined by us: it applies to our next child only.
     let saved_pidns = match &plan.pid_path {
@@ -129,6 +132,7 @@ pub fn create_with_console(opts: &CreateOptions) -> Result<(ContainerState, Opti
             console,
             no_pivot: opts.no_pivot,
             preserve_fds: opts.preserve_fds,
+            seccomp: seccomp.as_ref(),
             cgroup: Some(&cg),
             hook_state,
         });
@@ -289,4 +293,17 @@ impl Drop for Cleanup {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// `linux.seccomp` of `spec` compiled to BPF, through the cache under the state root `root`.
+pub(crate) fn compile_seccomp(
+    spec: &Spec,
+    root: &Path,
+) -> Result<Option<crate::security::seccomp::CompiledFilter>> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(|s| crate::security::seccomp_cache::compile_cached(s, root))
+        .transpose()
+        .map_err(|e| RuntimeError::Child(format!("seccomp: {e}")))
 }

@@ -76,7 +76,13 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOptions) -> Result<ExecHandle> {
         .collect::<Result<_, _>>()
         .map_err(|e| RuntimeError::Child(e.to_string()))?;
     let in_userns = fds.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
-    let seccomp = linux.and_then(|l| l.seccomp().clone());
+    let seccomp = match linux.and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(
+            crate::security::seccomp_cache::compile_cached(s, root)
+                .map_err(|e| RuntimeError::Child(format!("seccomp: {e}")))?,
+        ),
+        None => None,
+    };
     let console = match &opts.console_socket {
         Some(p) => Some(OwnedFd::from(
             std::os::unix::net::UnixStream::connect(p).map_err(|e| {
@@ -160,7 +166,7 @@ fn child(
     fds: &[(LinuxNamespaceType, OwnedFd)],
     in_userns: bool,
     p: &Process,
-    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+    seccomp: Option<&crate::security::seccomp::CompiledFilter>,
     console: Option<&OwnedFd>,
     preserve_fds: u32,
 ) -> String {

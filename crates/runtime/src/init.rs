@@ -21,6 +21,8 @@ pub(crate) struct InitArgs<'a> {
     pub console: Option<OwnedFd>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    /// `linux.seccomp`, compiled by the parent (cached on disk under the runtime root).
+    pub seccomp: Option<&'a crate::security::seccomp::CompiledFilter>,
     pub cgroup: Option<&'a berth_cgroups::Cgroup>,
     /// The container state for createContainer/startContainer hooks.
     pub hook_state: serde_json::Value,
@@ -137,8 +139,7 @@ fn setup(a: &InitArgs) -> Result<String, String> {
     if !joined {
         join_cgroup(a, plan)?;
     }
-    let seccomp = a.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let prepared = process::apply(proc, seccomp, a.preserve_fds).map_err(|e| s(&e))?;
+    let prepared = process::apply(proc, a.seccomp, a.preserve_fds).map_err(|e| s(&e))?;
     a.sock.send(&Msg::Ready).map_err(|e| s(&e))?;
     // Block until `start` opens the fifo for reading.
     let fifo_path = format!("/proc/self/fd/{}", fifo);

@@ -3,7 +3,8 @@
 //! binary through the container's PATH.
 
 use crate::security;
-use oci_spec::runtime::{LinuxSeccomp, Process};
+use crate::security::seccomp::CompiledFilter;
+use oci_spec::runtime::Process;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -47,9 +48,12 @@ pub(crate) fn reset_signals() {
 }
 
 /// Applies the process settings in runc's order and returns the prepared `execve` arguments.
+///
+/// `seccomp` is compiled by the parent before the clone (through the on-disk cache, see
+/// `security::seccomp_cache`): the child only loads it.
 pub(crate) fn apply(
     p: &Process,
-    seccomp: Option<&LinuxSeccomp>,
+    seccomp: Option<&CompiledFilter>,
     preserve_fds: u32,
 ) -> Result<Prepared, ProcessError> {
     if let Some(rl) = p.rlimits() {
@@ -95,9 +99,9 @@ pub(crate) fn apply(
     Ok(prepared)
 }
 
-fn load_seccomp(seccomp: Option<&LinuxSeccomp>) -> Result<(), ProcessError> {
+fn load_seccomp(seccomp: Option<&CompiledFilter>) -> Result<(), ProcessError> {
     let Some(s) = seccomp else { return Ok(()) };
-    security::seccomp::load(s).map_err(|e| ProcessError::Seccomp(e.to_string()))
+    s.load().map_err(|e| ProcessError::Seccomp(e.to_string()))
 }
 
 /// setgroups, setresgid, setresuid, keeping the permitted capabilities across the switch.

@@ -27,6 +27,7 @@ pub mod capabilities;
 pub mod defaults;
 pub mod rlimits;
 pub mod seccomp;
+pub mod seccomp_cache;
 pub mod user;
 
 use oci_spec::runtime::{Capability, LinuxSeccomp, Process};

@@ -208,6 +208,8 @@ fn add_syscall_rule(
 
 /// Compile `seccomp` into a libseccomp filter context (nothing is loaded yet).
 pub fn compile(seccomp: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError> {
+    #[cfg(test)]
+    LIBSECCOMP_COMPILES.with(|n| n.set(n.get() + 1));
     let default = action(seccomp.default_action(), seccomp.default_errno_ret())?;
     let mut ctx = ScmpFilterContext::new(default).map_err(lib("creating the filter"))?;
     // The caller owns no_new_privs (process.noNewPrivileges): libseccomp must not set it behind its back.
@@ -246,6 +248,12 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError
     Ok(ctx)
 }
 
+#[cfg(test)]
+thread_local! {
+    /// How many times this thread called into libseccomp to compile a profile (the cache tests count misses).
+    pub(crate) static LIBSECCOMP_COMPILES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Compile and load `seccomp` into the calling process (through [`CompiledFilter`], so with runc's ENOSYS
 /// stub). Needs no_new_privs or `CAP_SYS_ADMIN` (module doc).
 pub fn load(seccomp: &LinuxSeccomp) -> Result<(), SeccompError> {
@@ -277,16 +285,7 @@ impl CompiledFilter {
     /// Compile `seccomp` (see [`compile`]) to BPF.
     pub fn compile(seccomp: &LinuxSeccomp) -> Result<Self, SeccompError> {
         let ctx = compile(seccomp)?;
-        let mut flags = 0;
-        for flag in seccomp.flags().as_deref().unwrap_or(&[]) {
-            flags |= match flag {
-                LinuxSeccompFilterFlag::SeccompFilterFlagTsync => SECCOMP_FILTER_FLAG_TSYNC,
-                LinuxSeccompFilterFlag::SeccompFilterFlagLog => SECCOMP_FILTER_FLAG_LOG,
-                LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
-                    SECCOMP_FILTER_FLAG_SPEC_ALLOW
-                }
-            };
-        }
+        let flags = Self::flags_of(seccomp);
         // libseccomp writes the program to an fd (its in-memory export needs libseccomp 2.6): use a memfd.
         // SAFETY: memfd_create with a NUL-terminated name and valid flags.
         let fd = unsafe { libc::memfd_create(c"berth-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
@@ -314,6 +313,21 @@ impl CompiledFilter {
             .and_then(|_| file.read_to_end(&mut bpf))
             .map_err(SeccompError::Export)?;
         Self::from_bpf(bpf, flags)
+    }
+
+    /// The `SECCOMP_FILTER_FLAG_*` flags `seccomp` asks for.
+    pub fn flags_of(seccomp: &LinuxSeccomp) -> u32 {
+        let mut flags = 0;
+        for flag in seccomp.flags().as_deref().unwrap_or(&[]) {
+            flags |= match flag {
+                LinuxSeccompFilterFlag::SeccompFilterFlagTsync => SECCOMP_FILTER_FLAG_TSYNC,
+                LinuxSeccompFilterFlag::SeccompFilterFlagLog => SECCOMP_FILTER_FLAG_LOG,
+                LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
+                    SECCOMP_FILTER_FLAG_SPEC_ALLOW
+                }
+            };
+        }
+        flags
     }
 
     /// A filter from BPF bytes (a whole number of 8-byte `struct sock_filter`s) and `SECCOMP_FILTER_FLAG_*` flags,
