@@ -167,6 +167,49 @@ fn runtime_binary_cannot_be_overwritten() {
 }
 
 #[test]
+fn container_exe_cannot_be_opened_for_writing_from_the_host() {
+    if !privileged("container_exe_cannot_be_opened_for_writing_from_the_host") {
+        return;
+    }
+    let before = std::fs::read(berth()).unwrap();
+    let b = Bundle::new();
+    b.args(&["true"]);
+    let id = unique("cve3");
+    let o = b.rt(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    let _g = Container {
+        bundle: &b,
+        id: id.clone(),
+    };
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // The init waits on the exec fifo, still running berth's code: its exe is the sealed view of the binary
+    // (a detached read-only overlayfs, or a sealed memfd), which even host root cannot open for writing.
+    let pid = b.state(&id)["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    let exe = format!("/proc/{pid}/exe");
+    let target = std::fs::read_link(&exe).unwrap();
+    assert_ne!(
+        std::fs::canonicalize(berth()).unwrap(),
+        target,
+        "the container's init runs the host binary"
+    );
+    let err = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&exe)
+        .expect_err("the container init's exe must not be writable");
+    assert!(
+        matches!(
+            err.raw_os_error(),
+            Some(libc::EROFS | libc::ETXTBSY | libc::EACCES | libc::EPERM)
+        ),
+        "{exe} -> {target:?}: {err}"
+    );
+    assert!(
+        std::fs::read(berth()).unwrap() == before,
+        "host binary changed"
+    );
+}
+
+#[test]
 fn proc_through_a_symlink_is_refused() {
     if !privileged("proc_through_a_symlink_is_refused") {
         return;

@@ -23,6 +23,9 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+#[path = "monitor_spawn.rs"]
+pub mod spawn;
+
 use crate::logs::Writer;
 use crate::record::{now_rfc3339, write_json, Container, MonitorStatus};
 

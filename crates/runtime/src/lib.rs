@@ -31,7 +31,7 @@ pub use create::create_with_console;
 pub use create::{create, CreateOptions};
 pub use exec::{exec, ExecHandle, ExecOptions};
 pub use ops::{delete, kill, list, parse_signal, pause, processes, resume, start, state};
-pub use selfexe::ensure_sealed_exe;
+pub use selfexe::{ensure_sealed_exe, is_sealed_exe, sealed_exe_fd, sealed_fd_of};
 pub use spec::{load_spec, validate_id};
 pub use state::{now_rfc3339, ContainerState, Status};
 

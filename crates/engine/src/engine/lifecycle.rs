@@ -6,7 +6,7 @@ use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -176,7 +176,8 @@ impl Engine {
     fn spawn_monitor(&self, id: &str) -> Result<(i32, OwnedFd)> {
         let (sync_r, sync_w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(internal)?;
-        let mut cmd = Command::new(&self.cfg.berth_binary);
+        // From a sealed view of the binary kept by the daemon: the monitor starts sealed (CVE-2019-5736).
+        let mut cmd = crate::monitor::spawn::command(&self.cfg.berth_binary);
         cmd.arg("monitor")
             .arg("--data-root")
             .arg(&self.cfg.data_root)
