@@ -32,12 +32,12 @@ pub fn summary(state: &AppState, c: &Container, size: bool) -> Value {
         "ImageID": c.image,
         "Command": command_line(c),
         "Created": unix_time(&c.created),
-        "Ports": [],
+        "Ports": state.port_summary(c),
         "Labels": c.config["Labels"],
         "State": c.state.status,
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config["NetworkMode"]},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": state.network_settings(c)["Networks"]},
         "Mounts": [],
     });
     if size {
@@ -91,15 +91,17 @@ pub async fn create(
         .get_mut("HostConfig")
         .map(Value::take)
         .unwrap_or(Value::Null);
-    if let Some(o) = req.as_object_mut() {
-        o.remove("NetworkingConfig");
-    }
+    let endpoints = req
+        .as_object_mut()
+        .and_then(|o| o.remove("NetworkingConfig"))
+        .map(|n| n["EndpointsConfig"].clone())
+        .unwrap_or(Value::Null);
     if let Some(p) = q.get("platform").filter(|p| !p.is_empty()) {
         if !p.starts_with("linux") {
             return Err(ApiError::bad(format!("invalid platform: {p}")));
         }
     }
-    let (id, warnings) = state.create(q.get("name").map(String::as_str), req, hc)?;
+    let (id, warnings) = state.create(q.get("name").map(String::as_str), req, hc, endpoints)?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"Id": id, "Warnings": warnings})),
@@ -256,10 +258,6 @@ pub async fn inspect(
                 .join(":")
         })
         .unwrap_or_default();
-    let net = c.host_config["NetworkMode"]
-        .as_str()
-        .unwrap_or("bridge")
-        .to_string();
     let mut v = json!({
         "Id": c.id,
         "Created": c.created,
@@ -288,35 +286,8 @@ pub async fn inspect(
         }},
         "Mounts": [],
         "Config": c.config,
-        "NetworkSettings": {
-            "Bridge": "",
-            "SandboxID": "",
-            "SandboxKey": "",
-            "Ports": {},
-            "HairpinMode": false,
-            "LinkLocalIPv6Address": "",
-            "LinkLocalIPv6PrefixLen": 0,
-            "SecondaryIPAddresses": null,
-            "SecondaryIPv6Addresses": null,
-            "EndpointID": "",
-            "Gateway": "",
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
-            "IPAddress": "",
-            "IPPrefixLen": 0,
-            "IPv6Gateway": "",
-            "MacAddress": "",
-            // Until berth-network lands, a "bridge" container gets a private network namespace with only lo.
-            "Networks": {net.clone(): {
-                "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "", "NetworkID": net,
-                "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DriverOpts": null, "DNSNames": null,
-            }},
-        },
+        "NetworkSettings": state.network_settings(&c),
     });
-    if net == "bridge" {
-        v["NetworkSettings"]["Note"] = json!("berth: bridge networking is not implemented yet; this container has a private network namespace with loopback only");
-    }
     if qbool(q.get("size")) {
         let rw = state.rw_size(&c.id);
         v["SizeRw"] = json!(rw);

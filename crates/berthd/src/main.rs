@@ -52,6 +52,35 @@ struct Args {
     /// runtime command such as `runc` or `/usr/bin/berth runtime`.
     #[arg(long)]
     runtime: Option<String>,
+    /// Device name of the default bridge.
+    #[arg(long, default_value = "berth0")]
+    bridge_name: String,
+    /// The default bridge's address and prefix, e.g. 172.30.0.1/16 (default: first free pool subnet).
+    #[arg(long)]
+    bip: Option<String>,
+    /// Address pools for networks, `base=CIDR,size=N` (repeatable; docker's defaults when none).
+    #[arg(long = "default-address-pool")]
+    default_address_pool: Vec<String>,
+    /// nftables table for berth's rules (default: `berth` for /var/lib/berth, else one derived from the
+    /// data root so two daemons never share a table).
+    #[arg(long)]
+    nft_table: Option<String>,
+    /// Disable bridge networking ("bridge" containers get only `lo`), dockerd's `--bridge none`.
+    #[arg(long)]
+    no_bridge: bool,
+}
+
+/// `berth` for the standard data root, `berth_<hash>` otherwise (FNV-1a of the path: stable across runs).
+fn default_nft_table(data_root: &Path) -> String {
+    if data_root == Path::new("/var/lib/berth") {
+        return "berth".into();
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data_root.as_os_str().as_encoded_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("berth_{:08x}", h as u32)
 }
 
 struct StderrLogger;
@@ -174,6 +203,15 @@ fn main() -> Result<()> {
         exec_root: args.exec_root.clone(),
         berth_binary,
         runtime,
+        network: (!args.no_bridge).then(|| berth_engine::net::NetSettings {
+            bridge_name: args.bridge_name.clone(),
+            bip: args.bip.clone(),
+            pools: args.default_address_pool.clone(),
+            nft_table: args
+                .nft_table
+                .clone()
+                .unwrap_or_else(|| default_nft_table(&args.data_root)),
+        }),
     };
     let rt = tokio::runtime::Runtime::new().context("starting tokio")?;
     rt.block_on(run(args, cfg, sock_path))

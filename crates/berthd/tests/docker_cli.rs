@@ -356,8 +356,18 @@ fn docker_security_defaults_apply() {
         .unwrap()
         .1;
     assert_eq!(nofile.trim().parse::<u64>().unwrap(), hard.min(1048576));
-    // Only loopback in the (not yet bridged) network namespace.
+    // The default bridge gives eth0; `--network none` only loopback.
     let links = d.ok(&["run", "--rm", "busybox", "ls", "/sys/class/net"]);
+    assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["eth0", "lo"]);
+    let links = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
     assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["lo"]);
 }
 

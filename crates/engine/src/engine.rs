@@ -16,7 +16,9 @@ use crate::names;
 use crate::record::{now_rfc3339, Container, State};
 
 mod lifecycle;
+mod network;
 pub use lifecycle::container_resolv_conf;
+pub use network::NetState;
 
 /// Errors of engine operations; [`EngineError::status`] maps them to docker's HTTP status codes.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +84,8 @@ pub struct EngineConfig {
     pub berth_binary: PathBuf,
     /// The runc-compatible runtime command the monitor uses (`runc` or `<berth> runtime`).
     pub runtime: String,
+    /// Bridge networking settings; `None` leaves "bridge" containers with only `lo`.
+    pub network: Option<crate::net::NetSettings>,
 }
 
 /// The engine: shared by all API handlers.
@@ -100,6 +104,8 @@ pub struct Engine {
     /// Exec instances (in memory: they do not survive berthd).
     pub(crate) execs: crate::exec::Execs,
     changes: watch::Sender<u64>,
+    /// Bridge networking, when enabled.
+    net: Option<NetState>,
 }
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -120,7 +126,12 @@ impl Engine {
         fs::create_dir_all(cfg.exec_root.join("runtime")).map_err(internal)?;
         let images = Images::open(&cfg.data_root)?;
         let (changes, _) = watch::channel(0);
+        let net = match &cfg.network {
+            Some(s) => Some(NetState::open(&cfg.data_root, s.clone())?),
+            None => None,
+        };
         let engine = Arc::new(Self {
+            net,
             cfg,
             images,
             containers: Mutex::new(HashMap::new()),
@@ -130,6 +141,7 @@ impl Engine {
             changes,
         });
         engine.recover();
+        engine.net_recover();
         Ok(engine)
     }
 
@@ -219,6 +231,7 @@ impl Engine {
         name: Option<&str>,
         mut config: Value,
         mut hc: Value,
+        endpoints: Value,
     ) -> Result<(String, Vec<String>)> {
         if !config.is_object() {
             return Err(EngineError::InvalidParameter(
@@ -312,11 +325,8 @@ impl Engine {
         let nm = hc["NetworkMode"].as_str().unwrap_or("");
         if nm.is_empty() || nm == "default" {
             hc["NetworkMode"] = json!("bridge");
-        } else if !matches!(nm, "bridge" | "host" | "none") {
-            return Err(EngineError::NoSuchContainer(format!(
-                "network {nm} not found"
-            )));
         }
+        let networks = self.net_validate(&hc, &endpoints)?;
         if hc["LogConfig"]["Type"]
             .as_str()
             .is_none_or(|s| s.is_empty())
@@ -400,6 +410,7 @@ impl Engine {
             exec_ids: vec![],
             monitor_pid: 0,
             exits: 0,
+            networks,
             host_config: hc,
         };
         if let Err(e) = c.save(&self.cfg.data_root) {

@@ -6,6 +6,7 @@
 //! - [`spec`]: the OCI `config.json` builder.
 //! - [`logs`]: json-file logs and docker's multiplexed stream framing.
 //! - [`monitor`]: the per-container monitor process (`berth monitor`).
+//! - [`net`]: networking through berth-network (attach plan, monitor hooks, settings).
 //! - [`events`]: the `/events` bus.
 //! - [`exec`]: `docker exec` through a helper process.
 //! - [`engine`]: the daemon side: create/start/stop/wait/remove/list, exit tracking, recovery after restart.
@@ -17,6 +18,7 @@ pub mod images;
 pub mod logs;
 pub mod monitor;
 pub mod names;
+pub mod net;
 pub mod query;
 pub mod record;
 pub mod spec;

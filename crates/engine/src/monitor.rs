@@ -439,7 +439,16 @@ fn run(o: &Opts, sync: &mut Option<File>) -> Result<(), MonitorError> {
     };
     set_nonblocking(&out_r);
     set_nonblocking(&err_r);
+    // Networking: the namespace exists and the process has not started yet.
+    if let Err(e) = crate::net::monitor_attach(&o.data_root, &o.id, pid) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = wait_for(pid, true);
+        rt_delete(o);
+        let _ = layer.unmount();
+        return Err(MonitorError::Start(format!("network setup failed: {e}")));
+    }
     if let Err(msg) = rt_start(o) {
+        crate::net::monitor_detach(&o.data_root, &o.id);
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         let _ = wait_for(pid, true);
         rt_delete(o);
@@ -466,6 +475,7 @@ fn run(o: &Opts, sync: &mut Option<File>) -> Result<(), MonitorError> {
     let _ = writer.flush_partial();
     let oom = oom_killed(&o.id);
     rt_delete(o);
+    crate::net::monitor_detach(&o.data_root, &o.id);
     if let Err(e) = layer.unmount() {
         eprintln!("{} unmount rootfs: {e}", now_rfc3339());
     }

@@ -176,6 +176,10 @@ pub struct Container {
     /// berth: how many runs have finished; `wait?condition=next-exit` waits for it to grow.
     #[serde(default)]
     pub exits: u64,
+    /// berth: the networks joined besides NetworkMode's (network name → docker EndpointSettings: Aliases,
+    /// IPAMConfig), from `NetworkingConfig.EndpointsConfig` and `network connect`.
+    #[serde(default)]
+    pub networks: std::collections::BTreeMap<String, Value>,
     /// berth: the HostConfig; stored separately in hostconfig.json.
     #[serde(skip)]
     pub host_config: Value,
@@ -262,6 +266,7 @@ mod tests {
             exec_ids: vec![],
             monitor_pid: 0,
             exits: 0,
+            networks: Default::default(),
             host_config: serde_json::json!({"AutoRemove": false}),
         };
         c.save(tmp.path()).unwrap();

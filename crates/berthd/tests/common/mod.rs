@@ -70,7 +70,69 @@ fn monitor_binary() -> PathBuf {
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_berthd").into())
 }
 
+/// Per-daemon network names: a test bridge, a /24 for it, a pool for user networks and an nft table, unique
+/// per test process and daemon, so parallel tests never share kernel objects.
+#[derive(Clone, Debug)]
+pub struct TestNet {
+    pub bridge: String,
+    pub bip: String,
+    pub subnet_prefix: String,
+    pub pool: String,
+    pub table: String,
+}
+
+impl TestNet {
+    fn pick() -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let routes = Command::new("ip")
+            .args(["-4", "route", "show", "table", "all"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let pid = std::process::id();
+        loop {
+            let n = N.fetch_add(1, Ordering::SeqCst);
+            // 10.213.x.0/24 for the default bridge, 10.214.x.0/24 (four /26s) for user networks.
+            let x = (pid.wrapping_mul(7).wrapping_add(n)) % 256;
+            let (a, b) = (format!("10.213.{x}."), format!("10.214.{x}."));
+            if routes.contains(&a) || routes.contains(&b) {
+                assert!(n < 10_000, "no free 10.213.x.0/24 test subnet");
+                continue;
+            }
+            return Self {
+                bridge: format!("bt{}x{n}", pid % 1_000_000),
+                bip: format!("{a}1/24"),
+                subnet_prefix: a,
+                pool: format!("base={b}0/24,size=26"),
+                table: format!("berth_t{pid}_{n}"),
+            };
+        }
+    }
+
+    /// Removes every kernel object berth made for this daemon (bridges, veths, the nft table).
+    pub fn cleanup(&self, data: &Path) {
+        let cfg = berth_network::Config {
+            bridge_name: self.bridge.clone(),
+            nft_table: self.table.clone(),
+            ..Default::default()
+        };
+        if let Ok(m) = berth_network::NetworkManager::open(data, cfg) {
+            let _ = m.cleanup_all();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &self.table])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 pub struct Daemon {
+    pub net: TestNet,
     pub root: tempfile::TempDir,
     pub data: PathBuf,
     pub exec: PathBuf,
@@ -91,6 +153,7 @@ impl Daemon {
         let docker_config = root.path().join("docker-config");
         fs::create_dir_all(&docker_config).unwrap();
         let mut d = Daemon {
+            net: TestNet::pick(),
             root,
             data,
             exec,
@@ -121,6 +184,10 @@ impl Daemon {
             .arg("--berth-binary")
             .arg(monitor_binary())
             .arg("--debug")
+            .args(["--bridge-name", &self.net.bridge])
+            .args(["--bip", &self.net.bip])
+            .args(["--default-address-pool", &self.net.pool])
+            .args(["--nft-table", &self.net.table])
             // BERTH_TEST_RUNTIME=runc runs the suite through a runc-compatible CLI instead of berth-runtime.
             .args(
                 std::env::var("BERTH_TEST_RUNTIME")
@@ -407,6 +474,7 @@ impl Drop for Daemon {
                 }
             }
         }
+        self.net.cleanup(&self.data);
         // Unmount everything under our root, deepest first.
         let root = self.root.path().display().to_string();
         let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")

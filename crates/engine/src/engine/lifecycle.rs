@@ -29,10 +29,20 @@ impl Engine {
                 "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
             )
         };
+        let mut hosts = hosts;
+        for (name, ip) in crate::net::extra_hosts(&c.host_config, None).unwrap_or_default() {
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
         fs::write(&c.hosts_path, hosts).map_err(internal)?;
         let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let resolv = if host_net {
             host_resolv
+        } else if self.networks().is_some() {
+            berth_network::resolv_conf(
+                &host_resolv,
+                self.net_uses_embedded_dns(c),
+                &super::network::dns_settings(&c.host_config),
+            )
         } else {
             container_resolv_conf(&host_resolv)
         };
@@ -102,6 +112,14 @@ impl Engine {
             }
         };
         write_json(&dir.join("config.json"), &spec).map_err(internal)?;
+        let plan = match self.net_plan(&c) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = layer.unmount();
+                return Err(e);
+            }
+        };
+        crate::net::write_plan(&dir, plan.as_ref()).map_err(internal)?;
         let _ = fs::remove_file(MonitorStatus::path(&self.cfg.data_root, &c.id));
         let (monitor_pid, sync_r) = self.spawn_monitor(&c.id)?;
         self.update(&c.id, |c| {
@@ -297,6 +315,10 @@ impl Engine {
                 "die",
                 json!({"exitCode": c.state.exit_code.to_string()}),
             );
+        }
+        // The monitor detaches on its way out; a crashed one may not have.
+        if let Some(m) = self.networks() {
+            let _ = m.detach_all(id);
         }
         // The monitor unmounts on a clean exit; make sure a crashed one does not leave the rootfs mounted.
         if let Ok(l) = berth_storage::RwLayer::open(&self.cfg.data_root, id) {
