@@ -41,8 +41,7 @@ storage:
 http:
   addr: $reg
 YML
-docker-registry serve "$T/registry.yml" >"$T/registry.log" 2>&1 &
-BENCH_PIDS+=("$!")
+bench_spawn "$T/registry.log" docker-registry serve "$T/registry.yml"
 bench_wait_for 100 python3 -c "import urllib.request; urllib.request.urlopen('http://$reg/v2/')" ||
   { cat "$T/registry.log" >&2; bench_die "docker-registry did not start"; }
 img=$reg/bench/bookworm:latest

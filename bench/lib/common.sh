@@ -94,6 +94,16 @@ bench_cleanup() {
   return "$rc"
 }
 
+# bench_spawn LOG cmd...: start a daemon in its own session, so a Ctrl-C meant for the script does not stop it
+# before the cleanup has removed its containers through it; sets SPAWNED_PID and records it for the cleanup.
+# (setsid execs in place here: a background child of a non-interactive shell is no process-group leader.)
+bench_spawn() {
+  local log=$1; shift
+  setsid "$@" >>"$log" 2>&1 </dev/null &
+  SPAWNED_PID=$!
+  BENCH_PIDS+=("$SPAWNED_PID")
+}
+
 bench_wait_for() { # tries command...: poll every 0.1 s
   local n=$1; shift
   for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
@@ -102,10 +112,10 @@ bench_wait_for() { # tries command...: poll every 0.1 s
 
 # berthd under $T (fresh data root unless it already exists). Sets BERTHD_PID; bc = berth CLI on its socket.
 bench_start_berthd() {
-  "$berthd" -H "unix://$T/berth.sock" --data-root "$T/berth" --exec-root "$T/berth-exec" --group root \
-    >>"$T/berthd.log" 2>&1 &
-  BERTHD_PID=$!
-  BENCH_PIDS+=("$BERTHD_PID")
+  bench_spawn "$T/berthd.log" \
+    "$berthd" -H "unix://$T/berth.sock" --data-root "$T/berth" --exec-root "$T/berth-exec" --group root
+  # shellcheck disable=SC2034 # used by the scripts
+  BERTHD_PID=$SPAWNED_PID
   bench_wait_for 300 "$berth" -H "unix://$T/berth.sock" version ||
     { tail -20 "$T/berthd.log" >&2; bench_die "berthd did not start"; }
 }
@@ -113,12 +123,12 @@ bc() { "$berth" -H "unix://$T/berth.sock" "$@"; }
 
 # dockerd under $T with its own containerd (namespace $BENCH_NS), no bridge, no iptables. Sets DOCKERD_PID.
 bench_start_dockerd() { # extra dockerd flags...
-  dockerd --data-root "$T/docker" --exec-root "$T/docker-exec" -H "unix://$T/docker.sock" \
+  bench_spawn "$T/dockerd.log" \
+    dockerd --data-root "$T/docker" --exec-root "$T/docker-exec" -H "unix://$T/docker.sock" \
     --pidfile "$T/dockerd.pid" --iptables=false --ip6tables=false --bridge=none \
-    --containerd-namespace "$BENCH_NS" "$@" \
-    >>"$T/dockerd.log" 2>&1 &
-  DOCKERD_PID=$!
-  BENCH_PIDS+=("$DOCKERD_PID")
+    --containerd-namespace "$BENCH_NS" "$@"
+  # shellcheck disable=SC2034 # used by the scripts
+  DOCKERD_PID=$SPAWNED_PID
   bench_wait_for 600 docker -H "unix://$T/docker.sock" version ||
     { tail -20 "$T/dockerd.log" >&2; bench_die "dockerd did not start"; }
 }
