@@ -104,6 +104,72 @@ fn network_json(engine: &Engine, n: &Network) -> Value {
     })
 }
 
+/// docker's two pre-defined networks without a bridge: `host` (driver host) and `none` (driver null).
+const BUILTIN: [(&str, &str); 2] = [("host", "host"), ("none", "null")];
+
+/// A stable id for a built-in network of this data root (docker makes them once and keeps them).
+fn builtin_id(engine: &Engine, name: &str) -> String {
+    let mut out = String::new();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for round in 0u8..4 {
+        for b in engine
+            .cfg
+            .data_root
+            .as_os_str()
+            .as_encoded_bytes()
+            .iter()
+            .chain(name.as_bytes())
+            .chain([round].iter())
+        {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        out.push_str(&format!("{h:016x}"));
+    }
+    out
+}
+
+fn builtin_json(engine: &Engine, name: &str, driver: &str) -> Value {
+    let containers: serde_json::Map<String, Value> = engine
+        .all()
+        .iter()
+        .filter(|c| c.state.running && c.host_config["NetworkMode"] == name)
+        .map(|c| {
+            (
+                c.id.clone(),
+                json!({"Name": c.short_name(), "EndpointID": "", "MacAddress": "",
+                    "IPv4Address": "", "IPv6Address": ""}),
+            )
+        })
+        .collect();
+    json!({
+        "Name": name, "Id": builtin_id(engine, name), "Created": rfc3339(0), "Scope": "local",
+        "Driver": driver, "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": null, "Config": []},
+        "Internal": false, "Attachable": false, "Ingress": false, "ConfigFrom": {"Network": ""},
+        "ConfigOnly": false, "Containers": containers, "Options": {}, "Labels": {},
+    })
+}
+
+/// The built-in network `key` names (by name, id or id prefix).
+fn builtin_for(engine: &Engine, key: &str) -> Option<(&'static str, &'static str)> {
+    BUILTIN.into_iter().find(|(name, _)| {
+        *name == key || (key.len() >= 3 && builtin_id(engine, name).starts_with(key))
+    })
+}
+
+fn builtin_matches(engine: &Engine, name: &str, driver: &str, f: &query::Filters) -> bool {
+    let any =
+        |k: &str, pred: &dyn Fn(&str) -> bool| f.get(k).is_none_or(|vs| vs.iter().any(|v| pred(v)));
+    let id = builtin_id(engine, name);
+    any("name", &|v| name.contains(v))
+        && any("id", &|v| id.starts_with(v))
+        && any("driver", &|v| driver == v)
+        && any("scope", &|v| v == "local")
+        && any("type", &|v| v == "builtin")
+        && !f.contains_key("label")
+}
+
 fn matches(n: &Network, f: &query::Filters) -> bool {
     let any =
         |k: &str, pred: &dyn Fn(&str) -> bool| f.get(k).is_none_or(|vs| vs.iter().any(|v| pred(v)));
@@ -130,6 +196,11 @@ pub async fn list(State(state): State<AppState>, Query(q): Q) -> Result<Json<Val
             .filter(|n| matches(n, &filters))
             .map(|n| network_json(engine, n))
             .collect();
+        for (name, driver) in BUILTIN {
+            if builtin_matches(engine, name, driver, &filters) {
+                out.push(builtin_json(engine, name, driver));
+            }
+        }
         out.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
         Ok(Json(json!(out)))
     })
@@ -142,6 +213,9 @@ pub async fn inspect(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     blocking(&state, move |engine, mgr| {
+        if let Some((name, driver)) = builtin_for(engine, &id) {
+            return Ok(Json(builtin_json(engine, name, driver)));
+        }
         Ok(Json(network_json(engine, &mgr.get(&id)?)))
     })
     .await
@@ -221,7 +295,13 @@ pub async fn remove(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let n = blocking(&state, move |_, mgr| {
+    let n = blocking(&state, move |engine, mgr| {
+        if let Some((name, _)) = builtin_for(engine, &id) {
+            return Err(ApiError {
+                status: StatusCode::FORBIDDEN,
+                message: format!("{name} is a pre-defined network and cannot be removed"),
+            });
+        }
         let n = mgr.get(&id)?;
         if n.default {
             return Err(ApiError {

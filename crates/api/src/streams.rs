@@ -68,12 +68,29 @@ async fn follow(
     tx: mpsc::Sender<Bytes>,
 ) {
     let mut rx = engine.subscribe();
+    // `--rm` deletes the container directory right after the exit; an open fd keeps the log readable through
+    // /proc/self/fd, so the last lines still reach the client.
+    // The monitor creates the log at start, which may come after this attach: open it once it exists.
+    let mut held: Option<std::fs::File> = None;
     loop {
+        if held.is_none() {
+            held = std::fs::File::open(&path).ok();
+        }
         let finished = match engine.get(&id) {
             Ok(c) => c.exits > base_exits && !c.state.running,
             Err(_) => true,
         };
-        let (entries, next) = logs::read_from(&path, offset);
+        let fd_path = held.as_ref().map(|f| {
+            PathBuf::from(format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(f)
+            ))
+        });
+        let read_path = match &fd_path {
+            Some(p) if !path.exists() => p,
+            _ => &path,
+        };
+        let (entries, next) = logs::read_from(read_path, offset);
         offset = next;
         for e in &entries {
             if let Some(b) = fmt.encode(e) {

@@ -333,8 +333,12 @@ fn user_networks_dns_isolation_and_api() {
     d.ok(&["network", "rm", "front"]);
     let pruned = d.ok(&["network", "prune", "-f"]);
     assert!(pruned.contains("back"), "{pruned}");
-    let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
-    assert_eq!(ls.trim(), "bridge", "{ls}");
-    let o = d.docker(&["network", "rm", "bridge"]);
-    assert!(!o.status.success(), "removed the default bridge");
+    let ls = d.ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    assert_eq!(ls.trim(), "bridge bridge\nhost host\nnone null", "{ls}");
+    for builtin in ["bridge", "host", "none"] {
+        let o = d.docker(&["network", "rm", builtin]);
+        assert!(!o.status.success(), "removed the pre-defined {builtin}");
+    }
+    let host = d.ok(&["network", "inspect", "-f", "{{.Driver}}", "host"]);
+    assert_eq!(host.trim(), "host");
 }

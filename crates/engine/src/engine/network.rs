@@ -350,7 +350,10 @@ impl Engine {
                     "IPv6Gateway": "",
                     "GlobalIPv6Address": "",
                     "GlobalIPv6PrefixLen": 0,
-                    "DNSNames": e.map(|e| json!(e.aliases)).unwrap_or(Value::Null),
+                    "DNSNames": e
+                        .filter(|e| !e.aliases.is_empty())
+                        .map(|e| json!(e.aliases))
+                        .unwrap_or(Value::Null),
                 }),
             );
         }
