@@ -85,8 +85,6 @@ bench_cleanup() {
   awk -v t="$T" '$5 == t || index($5, t "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r |
     while read -r m; do umount -R -l "$m" 2>/dev/null; done
   rm -rf --one-file-system "$T"
-  # A monitor ending just now may still have been writing its state: one more pass.
-  [ ! -d "$T" ] || { sleep 1; rm -rf --one-file-system "$T"; }
   # containerd names its cgroup parents after the namespace: remove the (empty) ones it left.
   for d in /sys/fs/cgroup/*/"$BENCH_NS" /sys/fs/cgroup/"$BENCH_NS"; do
     [ -d "$d" ] && rmdir "$d" 2>/dev/null
