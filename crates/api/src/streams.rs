@@ -70,8 +70,17 @@ async fn follow(
     let mut rx = engine.subscribe();
     // `--rm` deletes the container directory right after the exit; an open fd keeps the log readable through
     // /proc/self/fd, so the last lines still reach the client.
-    // The monitor creates the log at start, which may come after this attach: open it once it exists.
-    let mut held: Option<std::fs::File> = None;
+    // The monitor opens the log at start, which may come after this attach: create it here (the monitor appends
+    // to the same file), so that a container that runs and is removed between two polls is still read in full.
+    let mut held: Option<std::fs::File> = if path.parent().is_some_and(|d| d.is_dir()) {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .ok()
+    } else {
+        None
+    };
     loop {
         if held.is_none() {
             held = std::fs::File::open(&path).ok();
