@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks `berth runtime run` against `runc run` of `true` on the same busybox bundle (hyperfine, no shell),
 # and prints both means and the ratio berth/runc. Goal: berth <= 0.5 x runc. Needs root, runc, hyperfine, jq.
-# Usage: bench/runtime.sh   (CARGO_TARGET_DIR defaults to target-rt)
+# Usage: bench/runtime.sh   (CARGO_TARGET_DIR defaults to target-rt; BERTH_BIN=path skips the build and benchmarks
+# that binary; BENCH_SECCOMP=file.json puts that OCI linux.seccomp into the bundle, e.g. docker's default profile)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target-rt}
@@ -9,8 +10,10 @@ for tool in runc hyperfine jq unshare; do
   command -v "$tool" >/dev/null || { echo "bench/runtime.sh: $tool not found" >&2; exit 1; }
 done
 [ "$(id -u)" = 0 ] || { echo "bench/runtime.sh: needs root" >&2; exit 1; }
-cargo build --release -p berth-cli --manifest-path "$here/Cargo.toml" >&2
-berth=$CARGO_TARGET_DIR/release/berth
+if [ -z "${BERTH_BIN:-}" ]; then
+  cargo build --release -p berth-cli --manifest-path "$here/Cargo.toml" >&2
+fi
+berth=${BERTH_BIN:-$CARGO_TARGET_DIR/release/berth}
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 cleanup() {
   "$berth" runtime --root "$work/berth-state" delete -f "berth-bench-$$" >/dev/null 2>&1 || true
@@ -21,6 +24,10 @@ trap cleanup EXIT
 "$here/tests/fixtures/make-bundle.sh" "$work/bundle" "$berth" >&2
 jq '.process.terminal = false | .process.args = ["true"]' "$work/bundle/config.json" > "$work/config.json"
 mv "$work/config.json" "$work/bundle/config.json"
+if [ -n "${BENCH_SECCOMP:-}" ]; then
+  jq --slurpfile s "$BENCH_SECCOMP" '.linux.seccomp = $s[0]' "$work/bundle/config.json" > "$work/config.json"
+  mv "$work/config.json" "$work/bundle/config.json"
+fi
 # A private mount namespace, as the tests use: container mounts never touch the host's table.
 unshare -m --propagation private hyperfine -N --warmup 3 --min-runs 50 --export-json "$work/result.json" \
   -n berth "$berth runtime --root $work/berth-state run --bundle $work/bundle berth-bench-$$" \
