@@ -111,7 +111,7 @@ bench_wait_for() { # tries command...: poll every 0.1 s
 # berthd under $T (fresh data root unless it already exists). Sets BERTHD_PID; bc = berth CLI on its socket.
 bench_start_berthd() {
   bench_spawn "$T/berthd.log" \
-    "$berthd" -H "unix://$T/berth.sock" --data-root "$T/berth" --exec-root "$T/berth-exec" --group root
+    "$berthd" -H "unix://$T/berth.sock" --data-root "$T/berth" --exec-root "$T/berth-exec" --group root --no-bridge
   # shellcheck disable=SC2034 # used by the scripts
   BERTHD_PID=$SPAWNED_PID
   bench_wait_for 300 "$berth" -H "unix://$T/berth.sock" version ||
