@@ -4,6 +4,7 @@
 //! Paths are accepted unversioned and with a `/vX.YY` prefix (v1.24 to [`API_VERSION`]); the prefix is stripped
 //! by a middleware before routing. Errors are docker's `{"message": "..."}` bodies with docker's status codes.
 
+mod auth;
 mod containers;
 mod error;
 mod exec;
@@ -104,6 +105,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/version", get(system::version))
         .route("/info", get(system::info))
         .route("/system/df", get(system::df))
+        .route("/auth", post(auth::login))
         .route("/events", get(system::events))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))

@@ -20,6 +20,11 @@ struct Registry {
 
 impl Registry {
     fn start() -> Result<Registry, String> {
+        Self::start_with_auth(None)
+    }
+
+    /// With `Some((user, password))`, the registry requires htpasswd basic auth (`htpasswd` from apache2-utils).
+    fn start_with_auth(auth: Option<(&str, &str)>) -> Result<Registry, String> {
         let bin = ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"]
             .into_iter()
             .find(|p| Path::new(p).is_file())
@@ -36,6 +41,19 @@ impl Registry {
             "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
             dir.path().join("data").display()
         );
+        let mut yml = yml;
+        if let Some((user, pass)) = auth {
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", user, pass])
+                .output()
+                .map_err(|e| format!("htpasswd (apache2-utils) not available: {e}"))?;
+            let file = dir.path().join("htpasswd");
+            fs::write(&file, &out.stdout).map_err(|e| e.to_string())?;
+            yml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                file.display()
+            ));
+        }
         fs::write(&cfg, yml).map_err(|e| e.to_string())?;
         let child = Command::new(bin)
             .arg("serve")
@@ -108,4 +126,69 @@ fn push_and_pull_through_a_local_registry() {
     let o = d.berth(&["run", "--rm", &name]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).contains("Hello from"));
+}
+
+#[test]
+fn login_checks_credentials_and_push_uses_them() {
+    let d = daemon_or_skip!();
+    let reg = match Registry::start_with_auth(Some(("tester", "s3cret"))) {
+        Ok(r) => r,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    d.import_hello_world();
+    let name = format!("{}/auth/hw:1", reg.addr);
+    d.ok(&["tag", "hello-world", &name]);
+
+    // Without credentials the registry refuses the push.
+    let o = d.berth(&["push", &name]);
+    assert_ne!(o.status.code(), Some(0), "push without login must fail");
+
+    // Wrong password: a one-line error, non-zero exit, nothing stored.
+    let o = d.berth(&["login", "-u", "tester", "-p", "wrong", &reg.addr]);
+    assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(!stderr(&o).trim().is_empty());
+    let cfg = d.root.path().join("docker-config/config.json");
+    let stored = fs::read_to_string(&cfg).unwrap_or_default();
+    assert!(!stored.contains(&reg.addr), "failed login stored: {stored}");
+
+    // Right password through --password-stdin: "Login Succeeded" and docker's config.json entry.
+    let o = d.cmd(
+        &berth_bin(),
+        &["login", "-u", "tester", "--password-stdin", &reg.addr],
+        Some(b"s3cret\n"),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stderr(&o), d.log());
+    assert!(stdout(&o).contains("Login Succeeded"), "{}", stdout(&o));
+    let stored = fs::read_to_string(&cfg).expect("config.json written");
+    assert!(stored.contains(&reg.addr), "{stored}");
+
+    // The stored credentials are sent with push and pull.
+    let o = d.berth(&["push", &name]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stderr(&o), d.log());
+    d.ok(&["rmi", &name]);
+    d.ok(&["pull", &name]);
+
+    // The real docker CLI logs in through berthd's POST /auth too.
+    let docker = Path::new("/usr/local/bin/docker");
+    if docker.is_file() {
+        let o = d.cmd(
+            docker,
+            &["login", "-u", "tester", "--password-stdin", &reg.addr],
+            Some(b"s3cret\n"),
+        );
+        assert_eq!(o.status.code(), Some(0), "docker login: {}", stderr(&o));
+        let o = d.cmd(
+            docker,
+            &["login", "-u", "tester", "-p", "nope", &reg.addr],
+            None,
+        );
+        assert_ne!(o.status.code(), Some(0), "docker login with a bad password");
+    }
+
+    d.ok(&["logout", &reg.addr]);
+    let stored = fs::read_to_string(&cfg).unwrap_or_default();
+    assert!(!stored.contains(&format!("\"{}\"", reg.addr)), "{stored}");
 }
