@@ -90,7 +90,13 @@ impl Daemon {
             .arg(&exec)
             // No bridge: these tests are about the client, and a per-test daemon must not share or leave behind
             // the default `berth0` bridge and nft table (the network tests in crates/berthd make their own).
-            .args(["--group", "root", "--debug", "--no-bridge", "--berth-binary"])
+            .args([
+                "--group",
+                "root",
+                "--debug",
+                "--no-bridge",
+                "--berth-binary",
+            ])
             .arg(berth_bin())
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
