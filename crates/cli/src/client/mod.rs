@@ -13,6 +13,7 @@ mod exec;
 mod http;
 mod image;
 mod logs;
+mod port;
 mod progress;
 mod run;
 mod runopts;
@@ -351,6 +352,10 @@ fn management_help(group: &str) -> String {
                 ("kill", "Kill one or more running containers"),
                 ("logs", "Fetch the logs of a container"),
                 ("ls", "List containers"),
+                (
+                    "port",
+                    "List port mappings or a specific mapping for the container",
+                ),
                 ("prune", "Remove all stopped containers"),
                 ("rename", "Rename a container"),
                 ("restart", "Restart one or more containers"),
@@ -426,6 +431,7 @@ fn canonical(group: &str, sub: &str) -> Option<&'static str> {
         ("container", "kill") => "kill",
         ("container", "logs") => "logs",
         ("container", "rename") => "rename",
+        ("container", "port") => "port",
         ("container", "wait") => "wait",
         ("container", "exec") => "exec",
         ("container", "attach") => "attach",
@@ -476,6 +482,7 @@ fn dispatch(verb: &str, args: &[String], g: &Globals) -> CmdResult {
         "container-inspect" => logs::inspect(args, g, Some("container")),
         "image-inspect" => logs::inspect(args, g, Some("image")),
         "rename" => container::rename(args, g),
+        "port" => port::port(args, g),
         "wait" => container::wait(args, g),
         "container-prune" => container::prune(args, g),
         "images" => image::images(args, g),
