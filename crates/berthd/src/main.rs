@@ -68,6 +68,9 @@ struct Args {
     /// Disable bridge networking ("bridge" containers get only `lo`), dockerd's `--bridge none`.
     #[arg(long)]
     no_bridge: bool,
+    /// A registry (host[:port] or CIDR) to speak plain HTTP to; loopback always is. Repeatable.
+    #[arg(long = "insecure-registry", value_name = "REGISTRY")]
+    insecure_registry: Vec<String>,
 }
 
 /// `berth` for the standard data root, `berth_<hash>` otherwise (FNV-1a of the path: stable across runs).
@@ -212,6 +215,7 @@ fn main() -> Result<()> {
                 .clone()
                 .unwrap_or_else(|| default_nft_table(&args.data_root)),
         }),
+        insecure_registries: args.insecure_registry.clone(),
     };
     let rt = tokio::runtime::Runtime::new().context("starting tokio")?;
     rt.block_on(run(args, cfg, sock_path))

@@ -86,6 +86,8 @@ pub struct EngineConfig {
     pub runtime: String,
     /// Bridge networking settings; `None` leaves "bridge" containers with only `lo`.
     pub network: Option<crate::net::NetSettings>,
+    /// `--insecure-registry` hosts or CIDRs spoken to over plain HTTP, besides loopback (always).
+    pub insecure_registries: Vec<String>,
 }
 
 /// The engine: shared by all API handlers.
@@ -124,7 +126,7 @@ impl Engine {
             fs::create_dir_all(cfg.data_root.join(d)).map_err(internal)?;
         }
         fs::create_dir_all(cfg.exec_root.join("runtime")).map_err(internal)?;
-        let images = Images::open(&cfg.data_root)?;
+        let images = Images::open(&cfg.data_root, &cfg.insecure_registries)?;
         let (changes, _) = watch::channel(0);
         let net = match &cfg.network {
             Some(s) => Some(NetState::open(&cfg.data_root, s.clone())?),

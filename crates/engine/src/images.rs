@@ -80,11 +80,14 @@ pub struct Images {
 }
 
 impl Images {
-    /// Opens (creating) berth-image's store under `data_root`; registries on loopback are spoken to over
-    /// plain HTTP, like dockerd's default insecure 127.0.0.0/8.
-    pub fn open(data_root: &Path) -> Result<Self> {
+    /// Opens (creating) berth-image's store under `data_root`; registries on loopback (like dockerd's default
+    /// insecure 127.0.0.0/8) and those in `insecure` (`--insecure-registry`) are spoken to over plain HTTP.
+    pub fn open(data_root: &Path, insecure: &[String]) -> Result<Self> {
+        let mut insecure_registries: Vec<String> =
+            vec!["127.0.0.0/8".into(), "localhost".into(), "::1/128".into()];
+        insecure_registries.extend(insecure.iter().cloned());
         let opts = berth_image::StoreOptions {
-            insecure_registries: vec!["127.0.0.0/8".into(), "localhost".into(), "::1/128".into()],
+            insecure_registries,
             ..Default::default()
         };
         Ok(Self {
@@ -168,7 +171,7 @@ mod tests {
             b.append_dir_all(".", &src).unwrap();
             b.finish().unwrap();
         }
-        let images = Images::open(&tmp.path().join("root")).unwrap();
+        let images = Images::open(&tmp.path().join("root"), &[]).unwrap();
         images
             .store()
             .import(
