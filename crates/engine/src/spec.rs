@@ -5,7 +5,6 @@
 //! `berth_runtime::security::defaults`); the seccomp profile is moby's default from
 //! `berth_runtime::security::defaults::docker_default_seccomp_for`, adjusted to the container's capabilities.
 
-use std::fs;
 use std::path::Path;
 
 use serde_json::{json, Value};
@@ -16,199 +15,44 @@ pub enum SpecError {
     /// A HostConfig/Config value is invalid.
     #[error("{0}")]
     Invalid(String),
-    /// The user could not be found in the image.
-    #[error("unable to find user {0}: no matching entries in passwd file")]
-    NoUser(String),
+    /// The user or group could not be found in the image (docker's message, from the runtime's resolver).
+    #[error("{0}")]
+    NoUserOrGroup(String),
 }
 
-/// Docker's default capability set (14 capabilities).
-pub const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
-const MASKED: &[&str] = &[
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/interrupts",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-
-const READONLY: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
-
-/// Every capability the kernel knows (what `--privileged` and `--cap-add ALL` grant).
-fn all_caps() -> Vec<String> {
-    let last: u32 = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40);
-    const NAMES: &[&str] = &[
-        "CHOWN",
-        "DAC_OVERRIDE",
-        "DAC_READ_SEARCH",
-        "FOWNER",
-        "FSETID",
-        "KILL",
-        "SETGID",
-        "SETUID",
-        "SETPCAP",
-        "LINUX_IMMUTABLE",
-        "NET_BIND_SERVICE",
-        "NET_BROADCAST",
-        "NET_ADMIN",
-        "NET_RAW",
-        "IPC_LOCK",
-        "IPC_OWNER",
-        "SYS_MODULE",
-        "SYS_RAWIO",
-        "SYS_CHROOT",
-        "SYS_PTRACE",
-        "SYS_PACCT",
-        "SYS_ADMIN",
-        "SYS_BOOT",
-        "SYS_NICE",
-        "SYS_RESOURCE",
-        "SYS_TIME",
-        "SYS_TTY_CONFIG",
-        "MKNOD",
-        "LEASE",
-        "AUDIT_WRITE",
-        "AUDIT_CONTROL",
-        "SETFCAP",
-        "MAC_OVERRIDE",
-        "MAC_ADMIN",
-        "SYSLOG",
-        "WAKE_ALARM",
-        "BLOCK_SUSPEND",
-        "AUDIT_READ",
-        "PERFMON",
-        "BPF",
-        "CHECKPOINT_RESTORE",
-    ];
-    NAMES
-        .iter()
-        .take(last as usize + 1)
-        .map(|n| format!("CAP_{n}"))
-        .collect()
-}
-
-fn norm_cap(c: &str) -> String {
-    let c = c.trim().to_ascii_uppercase();
-    if c == "ALL" || c.starts_with("CAP_") {
-        c
-    } else {
-        format!("CAP_{c}")
-    }
-}
-
-/// The capability set after `CapAdd`/`CapDrop` (docker's rules: drop ALL first, then add).
+/// The capability set after `Privileged`, `CapAdd` and `CapDrop` (moby's `TweakCapabilities`, in the runtime).
 pub fn capabilities(hc: &Value) -> Result<Vec<String>, SpecError> {
-    if hc["Privileged"].as_bool().unwrap_or(false) {
-        return Ok(all_caps());
-    }
     let list = |k: &str| -> Vec<String> {
         hc[k]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str()).map(norm_cap).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str())
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default()
     };
-    let (add, drop) = (list("CapAdd"), list("CapDrop"));
-    let known = all_caps();
-    for c in add.iter().chain(drop.iter()) {
-        if c != "ALL" && !known.contains(c) {
-            return Err(SpecError::Invalid(format!("invalid capability: {c}")));
-        }
-    }
-    let mut caps: Vec<String> = if add.iter().any(|c| c == "ALL") {
-        known
-    } else {
-        DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
-    };
-    if drop.iter().any(|c| c == "ALL") {
-        caps.clear();
-    } else {
-        caps.retain(|c| !drop.contains(c));
-    }
-    for c in add.into_iter().filter(|c| c != "ALL") {
-        if !caps.contains(&c) {
-            caps.push(c);
-        }
-    }
-    Ok(caps)
+    let privileged = hc["Privileged"].as_bool().unwrap_or(false);
+    berth_runtime::security::defaults::docker_tweak_capabilities(
+        &list("CapAdd"),
+        &list("CapDrop"),
+        privileged,
+    )
+    .map_err(|e| SpecError::Invalid(format!("invalid capability: {e}")))
 }
 
-/// Resolves docker's `User` (`name|uid[:group|gid]`) against the rootfs' /etc/passwd and /etc/group.
+/// Resolves docker's `User` (`name|uid[:group|gid]`) against the rootfs' /etc/passwd and /etc/group, through
+/// the runtime's resolver: it opens them inside the rootfs (`RESOLVE_IN_ROOT`), so an image whose /etc/passwd is a
+/// symlink cannot make berthd read a host file.
 pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), SpecError> {
-    let passwd = fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
-    let group = fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
-    let (u, g) = match user.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (user, None),
-    };
-    let entry = passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() >= 4 && (f[0] == u || (u.parse::<u32>().is_ok() && f[2] == u)));
-    let (uid, mut gid, name) = match (&entry, u.parse::<u32>()) {
-        (Some(f), _) => (
-            f[2].parse().unwrap_or(0),
-            f[3].parse().unwrap_or(0),
-            f[0].to_string(),
-        ),
-        (None, Ok(n)) => (n, 0, String::new()),
-        (None, Err(_)) if u.is_empty() => (0, 0, "root".into()),
-        (None, Err(_)) => return Err(SpecError::NoUser(u.to_string())),
-    };
-    if let Some(g) = g {
-        gid = match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => group
-                .lines()
-                .map(|l| l.split(':').collect::<Vec<_>>())
-                .find(|f| f.len() >= 3 && f[0] == g)
-                .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| SpecError::NoUser(format!("group {g}")))?,
-        };
-    }
-    // Supplementary groups: every group listing the user by name.
-    let extra: Vec<u32> = if name.is_empty() {
-        vec![]
-    } else {
-        group
-            .lines()
-            .map(|l| l.split(':').collect::<Vec<_>>())
-            .filter(|f| f.len() >= 4 && f[3].split(',').any(|m| m == name))
-            .filter_map(|f| f[2].parse().ok())
-            .filter(|g| *g != gid)
-            .collect()
-    };
-    Ok((uid, gid, extra))
+    use berth_runtime::security::user::{resolve_user as resolve, UserError};
+    resolve(rootfs, user).map_err(|e| match e {
+        UserError::UserNotFound(_) | UserError::GroupNotFound(_) => {
+            SpecError::NoUserOrGroup(e.to_string())
+        }
+        other => SpecError::Invalid(other.to_string()),
+    })
 }
 
 /// Parses docker sizes like `10m`, `1g`, `512k`, `100` (bytes).
@@ -396,8 +240,8 @@ pub fn build(input: &SpecInput<'_>, config: &Value, hc: &Value) -> Result<Value,
             serde_json::to_value(&profile).map_err(|e| SpecError::Invalid(e.to_string()))?;
     }
     if !privileged {
-        linux["maskedPaths"] = json!(MASKED);
-        linux["readonlyPaths"] = json!(READONLY);
+        linux["maskedPaths"] = json!(berth_runtime::security::defaults::docker_masked_paths());
+        linux["readonlyPaths"] = json!(berth_runtime::security::defaults::docker_readonly_paths());
     }
     Ok(json!({
         "ociVersion": "1.0.2",
@@ -436,13 +280,13 @@ mod tests {
     #[test]
     fn users() {
         let tmp = tempfile::tempdir().unwrap();
-        fs::create_dir_all(tmp.path().join("etc")).unwrap();
-        fs::write(
+        std::fs::create_dir_all(tmp.path().join("etc")).unwrap();
+        std::fs::write(
             tmp.path().join("etc/passwd"),
             "root:x:0:0::/root:/bin/sh\nweb:x:33:34::/:/bin/false\n",
         )
         .unwrap();
-        fs::write(
+        std::fs::write(
             tmp.path().join("etc/group"),
             "root:x:0:\nwww:x:34:\nextra:x:50:web\n",
         )

@@ -120,12 +120,16 @@ pub fn apply_umask(user: &User) {
 /// Read `rel` (e.g. `etc/passwd`) under `root`, resolving symlinks inside `root`. `None` when it does not exist.
 fn read_in_root(root: &Path, rel: &'static str) -> Result<Option<String>, UserError> {
     let err = |source| UserError::Read { path: rel, source };
-    let dir = nix::fcntl::open(
+    // A root that is not there (yet) has no such file either: numeric users still resolve.
+    let dir = match nix::fcntl::open(
         root,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| err(e.into()))?;
+    ) {
+        Ok(fd) => fd,
+        Err(nix::Error::ENOENT) => return Ok(None),
+        Err(e) => return Err(err(e.into())),
+    };
     // SAFETY: `open` just returned this fd and nothing else owns it.
     let dir = unsafe { OwnedFd::from_raw_fd(dir) };
     let how = OpenHow::new()
