@@ -125,7 +125,12 @@ pub fn ensure_bridge(
 /// Deletes a link; a missing link is not an error (teardown must be idempotent).
 pub fn delete_link(name: &str) -> Result<(), LinkError> {
     if link_exists(name) {
-        ip(&["link", "del", "dev", name])?;
+        if let Err(e) = ip(&["link", "del", "dev", name]) {
+            // A veth vanishes by itself when its peer's namespace dies, possibly between the check and the delete.
+            if link_exists(name) {
+                return Err(e);
+            }
+        }
     }
     Ok(())
 }

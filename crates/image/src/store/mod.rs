@@ -216,7 +216,8 @@ impl Store {
 
     /// Pins keys (chain ids, digests) so gc keeps them while an operation is in flight.
     pub fn pin<I: IntoIterator<Item = String>>(&self, keys: I) -> Pins<'_> {
-        let keys: Vec<String> = keys.into_iter().collect();
+        // Scoped by data root: the same layer in another store (another data root) is not this store's business.
+        let keys: Vec<String> = keys.into_iter().map(|k| self.pin_key(&k)).collect();
         let mut g = pins();
         let p = g.get_or_insert_with(HashMap::new);
         for k in &keys {
@@ -226,10 +227,19 @@ impl Store {
     }
 
     pub(crate) fn pinned(&self) -> HashSet<String> {
+        let prefix = self.pin_key("");
         pins()
             .as_ref()
-            .map(|p| p.keys().cloned().collect())
+            .map(|p| {
+                p.keys()
+                    .filter_map(|k| k.strip_prefix(&prefix).map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
+    }
+
+    fn pin_key(&self, key: &str) -> String {
+        format!("{}\0{key}", self.root.display())
     }
 
     /// A fresh temp path (not created) under the store's temp dir, pinned against gc.
