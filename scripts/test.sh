@@ -15,6 +15,9 @@ cargo build --workspace --bins --quiet
 echo "== cargo test (private mount namespace)"
 unshare -m --propagation private -- cargo test --workspace --no-fail-fast -- --test-threads="${BERTH_TEST_THREADS:-4}"
 ./scripts/check-leaks.sh
+# berthd's containers live under a /berth parent cgroup (like docker's /docker); the daemons the tests started are
+# gone now, so remove the empty parents (rmdir refuses non-empty ones).
+rmdir /sys/fs/cgroup/*/berth /sys/fs/cgroup/berth 2>/dev/null || true
 echo "== interop: dockerd and containerd with berth as their runtime"
 unshare -m --propagation private -- ./tests/interop/engines.sh "${CARGO_TARGET_DIR:-target}/debug/berth"
 ./scripts/check-leaks.sh
