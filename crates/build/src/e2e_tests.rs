@@ -101,12 +101,22 @@ impl DirBackend {
         )
         .map_err(be)?;
         fs::write(rootfs.join("etc/group"), "root:x:0:\napp:x:1000:\n").map_err(be)?;
-        let st = Command::new("chroot")
-            .arg(&rootfs)
-            .args(["/bin/busybox", "--install", "-s", "/bin"])
-            .status()
-            .map_err(be)?;
-        if !st.success() {
+        // The binary was just written: a thread of another test forking at that moment holds the write fd until
+        // its child execs, and our exec then fails with ETXTBSY. That is transient, so try a few times.
+        let mut st = None;
+        for _ in 0..10 {
+            let s = Command::new("chroot")
+                .arg(&rootfs)
+                .args(["/bin/busybox", "--install", "-s", "/bin"])
+                .status()
+                .map_err(be)?;
+            if s.success() {
+                st = Some(s);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if st.is_none() {
             return Err(be("busybox --install failed"));
         }
         let config = ContainerConfig {
