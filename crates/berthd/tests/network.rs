@@ -342,3 +342,56 @@ fn user_networks_dns_isolation_and_api() {
     let host = d.ok(&["network", "inspect", "-f", "{{.Driver}}", "host"]);
     assert_eq!(host.trim(), "host");
 }
+
+/// The berth CLI's own `network` commands against the same API the docker CLI uses.
+#[test]
+fn berth_cli_network_commands() {
+    require!();
+    require!("nft");
+    let berth = std::path::Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berth");
+    if !berth.is_file() {
+        eprintln!(
+            "SKIPPED: {} not built (cargo build --workspace --bins)",
+            berth.display()
+        );
+        return;
+    }
+    let d = Daemon::start();
+    let run = |args: &[&str]| {
+        Command::new(&berth)
+            .args(args)
+            .env("BERTH_HOST", format!("unix://{}", d.sock.display()))
+            .output()
+            .expect("run berth")
+    };
+    let o = run(&["network", "create", "--label", "t=1", "clinet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert_eq!(id.len(), 64, "network create prints the id: {id}");
+    let o = run(&["network", "create", "clinet"]);
+    assert_eq!(o.status.code(), Some(1), "a duplicate name is refused");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already exists"));
+    let ls = String::from_utf8_lossy(&run(&["network", "ls"]).stdout).to_string();
+    assert!(ls.starts_with("NETWORK ID     NAME"), "{ls}");
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with(&id[..12]) && l.contains("clinet")),
+        "{ls}"
+    );
+    let o = run(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.Name}} {{.Labels.t}}",
+        "clinet",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "clinet 1\n");
+    let o = run(&["network", "rm", "clinet", "no-such-net"]);
+    assert_eq!(o.status.code(), Some(1), "one of two removals failed");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "clinet\n");
+    let ls = String::from_utf8_lossy(&run(&["network", "ls", "-q"]).stdout).to_string();
+    assert!(
+        !ls.contains(&id[..12]),
+        "removed network still listed: {ls}"
+    );
+}

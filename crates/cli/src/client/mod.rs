@@ -13,6 +13,7 @@ mod exec;
 mod http;
 mod image;
 mod logs;
+mod network;
 mod port;
 mod progress;
 mod run;
@@ -397,6 +398,21 @@ fn management_help(group: &str) -> String {
                 ),
             ],
         ),
+        "network" => (
+            "Manage networks",
+            &[
+                ("connect", "Connect a container to a network"),
+                ("create", "Create a network"),
+                ("disconnect", "Disconnect a container from a network"),
+                (
+                    "inspect",
+                    "Display detailed information on one or more networks",
+                ),
+                ("ls", "List networks"),
+                ("prune", "Remove all unused networks"),
+                ("rm", "Remove one or more networks"),
+            ],
+        ),
         _ => (
             "Manage Berth",
             &[
@@ -446,6 +462,13 @@ fn canonical(group: &str, sub: &str) -> Option<&'static str> {
         ("image", "save") => "save",
         ("image", "load") => "load",
         ("image", "import") => "import",
+        ("network", "ls" | "list") => "network-ls",
+        ("network", "create") => "network-create",
+        ("network", "rm" | "remove") => "network-rm",
+        ("network", "inspect") => "network-inspect",
+        ("network", "connect") => "network-connect",
+        ("network", "disconnect") => "network-disconnect",
+        ("network", "prune") => "network-prune",
         ("system", "df") => "df",
         ("system", "info") => "info",
         ("system", "prune") => "system-prune",
@@ -483,6 +506,13 @@ fn dispatch(verb: &str, args: &[String], g: &Globals) -> CmdResult {
         "image-inspect" => logs::inspect(args, g, Some("image")),
         "rename" => container::rename(args, g),
         "port" => port::port(args, g),
+        "network-ls" => network::ls(args, g),
+        "network-create" => network::create(args, g),
+        "network-rm" => network::rm(args, g),
+        "network-inspect" => logs::inspect(args, g, Some("network")),
+        "network-connect" => network::connect(args, g),
+        "network-disconnect" => network::disconnect(args, g),
+        "network-prune" => network::prune(args, g),
         "wait" => container::wait(args, g),
         "container-prune" => container::prune(args, g),
         "images" => image::images(args, g),
@@ -577,7 +607,7 @@ fn run_main(args: &[String]) -> CmdResult {
                 .join(".docker")
         });
     let g = Globals { host, config_dir };
-    if matches!(first.as_str(), "container" | "image" | "system") {
+    if matches!(first.as_str(), "container" | "image" | "network" | "system") {
         let Some(sub) = rest
             .get(1)
             .filter(|s| !matches!(s.as_str(), "--help" | "-h" | "help"))
