@@ -660,22 +660,7 @@ impl NetworkManager {
     ) -> Result<Vec<PortMapping>, NetworkError> {
         self.with_state(|s, l| {
             let ports = Self::resolve_ports(s, specs)?;
-            let id = s
-                .find(network)
-                .map(|n| n.id.clone())
-                .ok_or_else(|| NetworkError::NotFound(network.into()))?;
-            let net = s
-                .networks
-                .get_mut(&id)
-                .ok_or_else(|| NetworkError::NotFound(network.into()))?;
-            let name = net.name.clone();
-            let ep =
-                net.endpoints
-                    .get_mut(container_id)
-                    .ok_or_else(|| NetworkError::NotAttached {
-                        container: container_id.into(),
-                        network: name,
-                    })?;
+            let ep = endpoint_mut(s, network, container_id)?;
             ep.ports.extend(ports.iter().cloned());
             self.store.save(l, s)?;
             self.apply_rules(s)?;
@@ -690,22 +675,7 @@ impl NetworkManager {
         container_id: &str,
     ) -> Result<Vec<PortMapping>, NetworkError> {
         self.with_state(|s, l| {
-            let id = s
-                .find(network)
-                .map(|n| n.id.clone())
-                .ok_or_else(|| NetworkError::NotFound(network.into()))?;
-            let net = s
-                .networks
-                .get_mut(&id)
-                .ok_or_else(|| NetworkError::NotFound(network.into()))?;
-            let name = net.name.clone();
-            let ep =
-                net.endpoints
-                    .get_mut(container_id)
-                    .ok_or_else(|| NetworkError::NotAttached {
-                        container: container_id.into(),
-                        network: name,
-                    })?;
+            let ep = endpoint_mut(s, network, container_id)?;
             let old = std::mem::take(&mut ep.ports);
             self.store.save(l, s)?;
             self.apply_rules(s)?;
@@ -752,4 +722,27 @@ impl NetworkManager {
             first_err.map_or(Ok(()), Err)
         })
     }
+}
+
+/// The endpoint of `container_id` on `network` (by id, id prefix or name), for changing its ports.
+fn endpoint_mut<'a>(
+    s: &'a mut crate::state::State,
+    network: &str,
+    container_id: &str,
+) -> Result<&'a mut crate::state::Endpoint, NetworkError> {
+    let id = s
+        .find(network)
+        .map(|n| n.id.clone())
+        .ok_or_else(|| NetworkError::NotFound(network.into()))?;
+    let net = s
+        .networks
+        .get_mut(&id)
+        .ok_or_else(|| NetworkError::NotFound(network.into()))?;
+    let name = net.name.clone();
+    net.endpoints
+        .get_mut(container_id)
+        .ok_or_else(|| NetworkError::NotAttached {
+            container: container_id.into(),
+            network: name,
+        })
 }
