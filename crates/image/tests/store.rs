@@ -47,8 +47,9 @@ fn import_resolve_tag_remove() {
     ] {
         assert_eq!(store.resolve(s).unwrap().id, img.id, "{s}");
     }
-    let e = store.resolve("bb").unwrap_err();
-    assert_eq!(e.to_string(), "No such image: bb:latest");
+    // Not "bb": a short name made of hex digits also matches an id prefix, as in docker.
+    let e = store.resolve("nosuch").unwrap_err();
+    assert_eq!(e.to_string(), "No such image: nosuch:latest");
     assert_eq!(e.http_status(), 404);
     assert_eq!(
         store.resolve("BB").unwrap_err().to_string(),
