@@ -38,7 +38,7 @@ pub fn summary(state: &AppState, c: &Container, size: bool) -> Value {
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config["NetworkMode"]},
         "NetworkSettings": {"Networks": state.network_settings(c)["Networks"]},
-        "Mounts": [],
+        "Mounts": state.mounts_json(c),
     });
     if size {
         let rw = state.rw_size(&c.id);
@@ -203,7 +203,14 @@ pub async fn remove(
     Path(id): Path<String>,
     Query(q): Q,
 ) -> Result<StatusCode, ApiError> {
+    // The mounts are needed after the record is gone, for `v=1` (docker's `rm -v`: anonymous volumes).
+    let mounts = state.get(&id).map(|c| c.mount_points).unwrap_or_default();
     state.remove(&id, qbool(q.get("force"))).await?;
+    if qbool(q.get("v")) {
+        let engine = state.clone();
+        let _ = tokio::task::spawn_blocking(move || engine.remove_anonymous_volumes(&mounts, None))
+            .await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -284,7 +291,7 @@ pub async fn inspect(
             "WorkDir": layer.join("work"),
             "MergedDir": layer.join("merged"),
         }},
-        "Mounts": [],
+        "Mounts": state.mounts_json(&c),
         "Config": c.config,
         "NetworkSettings": state.network_settings(&c),
     });

@@ -12,6 +12,7 @@ mod images;
 mod networks;
 mod streams;
 mod system;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -136,6 +137,13 @@ pub fn router(engine: Arc<Engine>) -> Router {
         )
         .route("/networks/{id}/connect", post(networks::connect))
         .route("/networks/{id}/disconnect", post(networks::disconnect))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/prune", post(images::prune))

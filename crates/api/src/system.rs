@@ -254,7 +254,11 @@ pub async fn df(
         out["Containers"] = json!(list);
     }
     if want("volume") {
-        out["Volumes"] = json!([]);
+        let engine = state.clone();
+        let vols = tokio::task::spawn_blocking(move || engine.volume_df())
+            .await
+            .map_err(ApiError::internal)?;
+        out["Volumes"] = json!(vols);
     }
     if want("build-cache") {
         out["BuildCache"] = json!([]);

@@ -17,6 +17,7 @@ use crate::record::{now_rfc3339, Container, State};
 
 mod lifecycle;
 mod network;
+mod volumes;
 pub use lifecycle::container_resolv_conf;
 pub use network::NetState;
 
@@ -29,6 +30,9 @@ pub enum EngineError {
     /// 404 for images.
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    /// 404 with the message as given (volumes: `get x: no such volume`).
+    #[error("{0}")]
+    NotFound(String),
     /// 409.
     #[error("{0}")]
     Conflict(String),
@@ -47,7 +51,7 @@ impl EngineError {
     /// docker's HTTP status for this error.
     pub fn status(&self) -> u16 {
         match self {
-            Self::NoSuchContainer(_) | Self::NoSuchImage(_) => 404,
+            Self::NoSuchContainer(_) | Self::NoSuchImage(_) | Self::NotFound(_) => 404,
             Self::Conflict(_) => 409,
             Self::InvalidParameter(_) => 400,
             Self::NotModified(_) => 304,
@@ -363,6 +367,7 @@ impl Engine {
             &hc,
         )
         .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
+        let (mount_points, needed_volumes) = self.plan_mounts(&config, &hc, &ic)?;
         let dir = Container::dir(&self.cfg.data_root, &id);
         let mut t = self.table();
         let name = match name.filter(|n| !n.is_empty()) {
@@ -413,6 +418,7 @@ impl Engine {
             monitor_pid: 0,
             exits: 0,
             networks,
+            mount_points,
             host_config: hc,
         };
         if let Err(e) = c.save(&self.cfg.data_root) {
@@ -424,6 +430,10 @@ impl Engine {
         t.insert(id.clone(), c);
         drop(t);
         self.notify();
+        // After the insert: from now on the volumes count as in use, so a prune cannot take them.
+        if let Err(e) = self.create_needed_volumes(needed_volumes) {
+            log::error!("container {id}: creating its volumes: {e}");
+        }
         Ok((id, Vec::new()))
     }
 

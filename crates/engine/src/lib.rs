@@ -6,6 +6,7 @@
 //! - [`spec`]: the OCI `config.json` builder.
 //! - [`logs`]: json-file logs and docker's multiplexed stream framing.
 //! - [`monitor`]: the per-container monitor process (`berth monitor`).
+//! - [`mounts`]: binds, volumes and tmpfs mounts of containers (`-v`, `--mount`, `--tmpfs`).
 //! - [`net`]: networking through berth-network (attach plan, monitor hooks, settings).
 //! - [`events`]: the `/events` bus.
 //! - [`exec`]: `docker exec` through a helper process.
@@ -17,6 +18,7 @@ pub mod exec;
 pub mod images;
 pub mod logs;
 pub mod monitor;
+pub mod mounts;
 pub mod names;
 pub mod net;
 pub mod query;

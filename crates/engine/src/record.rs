@@ -180,6 +180,9 @@ pub struct Container {
     /// IPAMConfig), from `NetworkingConfig.EndpointsConfig` and `network connect`.
     #[serde(default)]
     pub networks: std::collections::BTreeMap<String, Value>,
+    /// The mounts (binds, volumes, tmpfs) planned at create time, docker's `MountPoints`.
+    #[serde(default)]
+    pub mount_points: Vec<crate::mounts::MountPoint>,
     /// berth: the HostConfig; stored separately in hostconfig.json.
     #[serde(skip)]
     pub host_config: Value,
@@ -267,6 +270,7 @@ mod tests {
             monitor_pid: 0,
             exits: 0,
             networks: Default::default(),
+            mount_points: vec![],
             host_config: serde_json::json!({"AutoRemove": false}),
         };
         c.save(tmp.path()).unwrap();

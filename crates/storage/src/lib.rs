@@ -1,8 +1,12 @@
-//! berth-storage: the per-container overlayfs rootfs.
+//! berth-storage: the per-container overlayfs rootfs, and the local volume store ([`volumes`], filled from the
+//! image by [`copyup`]).
 //!
 //! Each container gets `<data-root>/overlay2/<layer-id>/{diff,work,merged}`: `diff` is the writable upper dir,
 //! `work` overlayfs' scratch dir and `merged` the mount point the runtime pivots into. The lower dirs are the
 //! image's layer dirs, given top-most first, which is the order overlayfs' `lowerdir=` option wants.
+
+pub mod copyup;
+pub mod volumes;
 
 use std::fs;
 use std::io;

@@ -111,6 +111,12 @@ impl Engine {
                 return Err(EngineError::InvalidParameter(e.to_string()));
             }
         };
+        // Mounts are re-made from the record on every start (restarts included).
+        let mut spec = spec;
+        if let Err(e) = self.add_user_mounts(&c, &rootfs, &mut spec) {
+            let _ = layer.unmount();
+            return Err(e);
+        }
         write_json(&dir.join("config.json"), &spec).map_err(internal)?;
         let plan = match self.net_plan(&c) {
             Ok(p) => p,
@@ -334,6 +340,9 @@ impl Engine {
     fn auto_remove(&self, id: String) {
         if let Ok(c) = self.get(&id) {
             if !c.state.running && c.monitor_pid == 0 {
+                // docker's --rm takes the anonymous volumes along; before the record goes, so that a client
+                // waiting for the removal sees them gone too.
+                self.remove_anonymous_volumes(&c.mount_points, Some(&c.id));
                 let _ = self.remove_now(&c);
             }
         }
