@@ -13,6 +13,7 @@ mod exec;
 mod http;
 mod image;
 mod logs;
+mod mountopts;
 mod network;
 mod port;
 mod progress;
@@ -23,6 +24,7 @@ mod table;
 mod template;
 mod template_funcs;
 mod units;
+mod volume;
 
 use std::io::{self, Write};
 
@@ -303,6 +305,7 @@ Management Commands:
   container   Manage containers
   image       Manage images
   system      Manage Berth
+  volume      Manage volumes
 
 Commands:
   attach      Attach local standard input, output, and error streams to a running container
@@ -413,6 +416,19 @@ fn management_help(group: &str) -> String {
                 ("rm", "Remove one or more networks"),
             ],
         ),
+        "volume" => (
+            "Manage volumes",
+            &[
+                ("create", "Create a volume"),
+                (
+                    "inspect",
+                    "Display detailed information on one or more volumes",
+                ),
+                ("ls", "List volumes"),
+                ("prune", "Remove unused local volumes"),
+                ("rm", "Remove one or more volumes"),
+            ],
+        ),
         _ => (
             "Manage Berth",
             &[
@@ -469,6 +485,11 @@ fn canonical(group: &str, sub: &str) -> Option<&'static str> {
         ("network", "connect") => "network-connect",
         ("network", "disconnect") => "network-disconnect",
         ("network", "prune") => "network-prune",
+        ("volume", "ls" | "list") => "volume-ls",
+        ("volume", "create") => "volume-create",
+        ("volume", "rm" | "remove") => "volume-rm",
+        ("volume", "inspect") => "volume-inspect",
+        ("volume", "prune") => "volume-prune",
         ("system", "df") => "df",
         ("system", "info") => "info",
         ("system", "prune") => "system-prune",
@@ -513,6 +534,11 @@ fn dispatch(verb: &str, args: &[String], g: &Globals) -> CmdResult {
         "network-connect" => network::connect(args, g),
         "network-disconnect" => network::disconnect(args, g),
         "network-prune" => network::prune(args, g),
+        "volume-ls" => volume::ls(args, g),
+        "volume-create" => volume::create(args, g),
+        "volume-rm" => volume::rm(args, g),
+        "volume-inspect" => logs::inspect(args, g, Some("volume")),
+        "volume-prune" => volume::prune(args, g),
         "wait" => container::wait(args, g),
         "container-prune" => container::prune(args, g),
         "images" => image::images(args, g),
@@ -607,7 +633,10 @@ fn run_main(args: &[String]) -> CmdResult {
                 .join(".docker")
         });
     let g = Globals { host, config_dir };
-    if matches!(first.as_str(), "container" | "image" | "network" | "system") {
+    if matches!(
+        first.as_str(),
+        "container" | "image" | "network" | "system" | "volume"
+    ) {
         let Some(sub) = rest
             .get(1)
             .filter(|s| !matches!(s.as_str(), "--help" | "-h" | "help"))

@@ -552,7 +552,7 @@ pub fn create_body(o: &RunOpts) -> Result<Value, CliError> {
         "MemoryReservation": o.memory_reservation.unwrap_or(0),
         "MemorySwap": o.memory_swap.unwrap_or(0),
         "Ulimits": ulimits,
-        "Mounts": o.mount.iter().map(|m| parse_mount(m)).collect::<Vec<_>>(),
+        "Mounts": o.mount.iter().map(|m| super::mountopts::parse_mount(m)).collect::<Result<Vec<_>, _>>()?,
     });
     if let (Some(h), Value::Object(r)) = (host.as_object_mut(), resources) {
         h.extend(r);
@@ -615,22 +615,6 @@ pub fn create_body(o: &RunOpts) -> Result<Value, CliError> {
         }
     }
     Ok(body)
-}
-
-/// `--mount type=bind,source=/a,target=/b,readonly` → a `Mount` object.
-fn parse_mount(spec: &str) -> Value {
-    let mut m = json!({"Type": "volume"});
-    for kv in spec.split(',') {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, "true"));
-        match k {
-            "type" => m["Type"] = json!(v),
-            "source" | "src" => m["Source"] = json!(v),
-            "target" | "destination" | "dst" => m["Target"] = json!(v),
-            "readonly" | "ro" => m["ReadOnly"] = json!(v != "false" && v != "0"),
-            _ => {}
-        }
-    }
-    m
 }
 
 #[cfg(test)]
