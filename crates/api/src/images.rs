@@ -52,12 +52,14 @@ pub async fn list(State(state): State<AppState>, Query(q): QV) -> Result<Json<Va
         &f,
         &["dangling", "reference", "label", "before", "since", "until"],
     )?;
-    let imgs: Vec<ImageSummary> = state
-        .images
-        .store()
-        .list()
-        .map_err(img_err)?
+    let listed = state.images.store().list().map_err(img_err)?;
+    // Like docker, untagged images that are the parent of another (a build's intermediate steps) show only
+    // with `all`.
+    let parents: HashSet<String> = listed.iter().map(|i| i.parent_id.clone()).collect();
+    let all_images = qbool(get(&q, "all"));
+    let imgs: Vec<ImageSummary> = listed
         .into_iter()
+        .filter(|i| all_images || !i.repo_tags.is_empty() || !parents.contains(&i.id))
         .filter(|i| match f.get("dangling").and_then(|d| d.first()) {
             Some(d) if d == "true" || d == "1" => i.repo_tags.is_empty(),
             Some(_) => !i.repo_tags.is_empty(),

@@ -5,6 +5,7 @@
 //! by a middleware before routing. Errors are docker's `{"message": "..."}` bodies with docker's status codes.
 
 mod auth;
+mod build;
 mod containers;
 mod error;
 mod exec;
@@ -107,6 +108,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/info", get(system::info))
         .route("/system/df", get(system::df))
         .route("/auth", post(auth::login))
+        .route("/build", post(build::build))
         .route("/events", get(system::events))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))

@@ -504,8 +504,10 @@ impl Run<'_> {
                         .backend
                         .run_container(&id, self.progress.run_output())?;
                     if code != 0 {
-                        if self.opts.force_rm {
+                        // docker's `--rm` (the default) cleans up the failed step's container too.
+                        if self.opts.rm || self.opts.force_rm {
                             self.backend.remove_container(&id)?;
+                            self.progress.removing(&id)?;
                         }
                         return Err(BuildError::NonZero {
                             command: argv.join(" "),

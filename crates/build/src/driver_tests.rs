@@ -245,11 +245,17 @@ fn failing_run_stops_with_its_code() {
     );
     assert_eq!(e.exit_code(), 3);
     assert!(!out.contains("never"));
+    // berth's `--rm` (the default) leaves no dangling container behind a failed step.
+    assert!(f.backend.calls.iter().any(|c| c.starts_with("rm")));
+    assert!(out.contains("Removing intermediate container"), "{out}");
+    f.backend.calls.clear();
+    let mut opts = f.opts();
+    opts.rm = false;
+    f.build(&opts).0.unwrap_err();
     assert!(
         !f.backend.calls.iter().any(|c| c.starts_with("rm")),
-        "docker keeps the failed container without --force-rm"
+        "--rm=false keeps the failed container"
     );
-    let mut opts = f.opts();
     opts.force_rm = true;
     f.build(&opts).0.unwrap_err();
     assert!(f.backend.calls.iter().any(|c| c.starts_with("rm")));

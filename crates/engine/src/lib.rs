@@ -10,8 +10,10 @@
 //! - [`net`]: networking through berth-network (attach plan, monitor hooks, settings).
 //! - [`events`]: the `/events` bus.
 //! - [`exec`]: `docker exec` through a helper process.
+//! - [`build`]: the classic builder's backend (RUN in step containers, COPY/ADD layers, the build cache).
 //! - [`engine`]: the daemon side: create/start/stop/wait/remove/list, exit tracking, recovery after restart.
 
+pub mod build;
 pub mod engine;
 pub mod events;
 pub mod exec;

@@ -8,6 +8,7 @@
 //! (login/logout, `X-Registry-Auth`). No async runtime: `berth ps` is two round trips on a unix socket.
 
 mod auth;
+mod build;
 mod container;
 mod exec;
 mod http;
@@ -376,6 +377,7 @@ fn management_help(group: &str) -> String {
         "image" => (
             "Manage images",
             &[
+                ("build", "Build an image from a Dockerfile"),
                 ("history", "Show the history of an image"),
                 (
                     "import",
@@ -478,6 +480,7 @@ fn canonical(group: &str, sub: &str) -> Option<&'static str> {
         ("image", "save") => "save",
         ("image", "load") => "load",
         ("image", "import") => "import",
+        ("image", "build") => "build",
         ("network", "ls" | "list") => "network-ls",
         ("network", "create") => "network-create",
         ("network", "rm" | "remove") => "network-rm",
@@ -550,6 +553,7 @@ fn dispatch(verb: &str, args: &[String], g: &Globals) -> CmdResult {
         "save" => image::save(args, g),
         "load" => image::load(args, g),
         "import" => image::import(args, g),
+        "build" => build::build(args, g),
         "image-prune" => image::prune(args, g),
         "login" => auth::login(args, g),
         "help" => match args.get(1) {
