@@ -235,6 +235,21 @@ fn multi_stage_args_env_workdir_user_dockerignore() {
         ]);
         assert_eq!(cfg.trim(), "nobody /srv/app");
     }
+    // What a RUN writes under an image VOLUME is discarded (docker), and the step's anonymous volume goes with
+    // its container.
+    let vol = ctx(
+        &d,
+        "vol",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nVOLUME /data\nRUN echo x > /data/f && echo y > /kept\n",
+        )],
+    );
+    build_ok(&d, Cli::Docker, &vol, &["-t", "vol", "."]);
+    assert_eq!(d.ok(&["run", "--rm", "vol", "cat", "/kept"]), "y\n");
+    assert_eq!(d.ok(&["run", "--rm", "vol", "ls", "/data"]), "");
+    let vols = d.ok(&["volume", "ls", "-q"]);
+    assert!(vols.trim().is_empty(), "volumes left behind: {vols}");
     no_containers(&d);
 }
 

@@ -135,6 +135,18 @@ impl EngineBackend {
         Ok(img.id)
     }
 
+    /// Removes a step container with its anonymous volumes (an image VOLUME gets one per RUN), like docker's
+    /// builder.
+    fn remove_step_container(&self, id: &str) -> Result<(), EngineError> {
+        let mounts = self.engine.get(id)?.mount_points;
+        let engine = self.engine.clone();
+        let key = id.to_string();
+        self.rt
+            .block_on(async move { engine.remove(&key, true).await })?;
+        self.engine.remove_anonymous_volumes(&mounts, None);
+        Ok(())
+    }
+
     fn image_info(&self, reference: &str) -> Result<ImageInfo, ImageError> {
         let rec = self.engine.images.resolve(reference)?;
         let config = serde_json::from_value(rec.container_config().clone()).unwrap_or_default();
@@ -146,10 +158,7 @@ impl Drop for EngineBackend {
     fn drop(&mut self) {
         let leftover = std::mem::take(&mut self.containers);
         for id in leftover.into_iter().filter(|_| !self.keep_failed) {
-            let engine = self.engine.clone();
-            let _ = self
-                .rt
-                .block_on(async move { engine.remove(&id, true).await });
+            let _ = self.remove_step_container(&id);
         }
         for l in self.scratch.drain(..) {
             if let Err(e) = l.remove() {
@@ -323,12 +332,7 @@ impl BuildBackend for EngineBackend {
 
     fn remove_container(&mut self, container: &str) -> Result<(), BackendError> {
         self.containers.retain(|c| c != container);
-        let engine = self.engine.clone();
-        let id = container.to_string();
-        match self
-            .rt
-            .block_on(async move { engine.remove(&id, true).await })
-        {
+        match self.remove_step_container(container) {
             Ok(()) | Err(EngineError::NoSuchContainer(_)) => Ok(()),
             Err(e) => Err(be(e)),
         }
