@@ -57,7 +57,9 @@ fn body_from(rx: mpsc::Receiver<Bytes>) -> Body {
 }
 
 /// Follows the log file from `offset`, sending entries until the container has finished more than
-/// `base_exits` runs (or is removed) and the file is drained. Returns when the receiver goes away too.
+/// `base_exits` runs (or is removed) and the file is drained; with `across_restarts` (`logs -f`), until it is
+/// down for good (not running, not waiting for a restart policy). Returns when the receiver goes away too.
+#[allow(clippy::too_many_arguments)]
 async fn follow(
     engine: Arc<Engine>,
     id: String,
@@ -66,6 +68,7 @@ async fn follow(
     base_exits: u64,
     fmt: Fmt,
     tx: mpsc::Sender<Bytes>,
+    across_restarts: bool,
 ) {
     let mut rx = engine.subscribe();
     // `--rm` deletes the container directory right after the exit; an open fd keeps the log readable through
@@ -86,6 +89,9 @@ async fn follow(
             held = std::fs::File::open(&path).ok();
         }
         let finished = match engine.get(&id) {
+            Ok(c) if across_restarts => {
+                !c.state.running && !c.state.restarting && c.monitor_pid == 0
+            }
             Ok(c) => c.exits > base_exits && !c.state.running,
             Err(_) => true,
         };
@@ -178,7 +184,8 @@ pub async fn logs(
         entries.drain(..skip);
     }
     let (tx, rx) = mpsc::channel(64);
-    let follow_on = qbool(q.get("follow")) && (c.state.running || c.monitor_pid != 0);
+    let follow_on =
+        qbool(q.get("follow")) && (c.state.running || c.monitor_pid != 0 || c.state.restarting);
     let engine = state.clone();
     tokio::spawn(async move {
         for e in &entries {
@@ -189,7 +196,7 @@ pub async fn logs(
             }
         }
         if follow_on {
-            follow(engine, c.id.clone(), path, offset, c.exits, fmt, tx).await;
+            follow(engine, c.id.clone(), path, offset, c.exits, fmt, tx, true).await;
         }
     });
     let ct = if fmt.tty {
@@ -257,7 +264,7 @@ pub async fn attach(
     if stream {
         let engine = state.clone();
         let (cid, exits) = (c.id.clone(), c.exits);
-        tokio::spawn(follow(engine, cid, path, offset, exits, fmt, tx));
+        tokio::spawn(follow(engine, cid, path, offset, exits, fmt, tx, false));
     } else {
         drop(tx);
     }

@@ -15,11 +15,14 @@ use crate::images::{ImageError, Images};
 use crate::names;
 use crate::record::{now_rfc3339, Container, State};
 
+mod health;
 mod lifecycle;
 mod network;
+mod restart;
 mod volumes;
 pub use lifecycle::container_resolv_conf;
 pub use network::NetState;
+pub use restart::{Policy as RestartPolicy, RestartError};
 
 /// Errors of engine operations; [`EngineError::status`] maps them to docker's HTTP status codes.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +115,8 @@ pub struct Engine {
     changes: watch::Sender<u64>,
     /// Bridge networking, when enabled.
     net: Option<NetState>,
+    /// Restart-policy back-offs (see [`restart`]).
+    restarts: restart::Restarts,
 }
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -145,9 +150,11 @@ impl Engine {
             execs: Mutex::new(HashMap::new()),
             events: Default::default(),
             changes,
+            restarts: Default::default(),
         });
         engine.recover();
         engine.net_recover();
+        engine.restart_on_boot();
         Ok(engine)
     }
 
@@ -351,6 +358,7 @@ impl Engine {
         {
             hc["RestartPolicy"] = json!({"Name": "no", "MaximumRetryCount": 0});
         }
+        restart::validate(&hc).map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
         // Validate the resource/security parts now, so bad input fails at create, not start.
         let fake = Path::new("/nonexistent");
         crate::spec::build(
@@ -408,6 +416,7 @@ impl Engine {
             image: img.id.clone(),
             name: format!("/{name}"),
             restart_count: 0,
+            has_been_manually_stopped: false,
             driver: "overlay2".into(),
             platform: "linux".into(),
             log_path: dir.join(format!("{id}-json.log")).display().to_string(),
@@ -446,6 +455,11 @@ impl Engine {
                 "cannot kill container: {key}: container {} is not running",
                 c.id
             )));
+        }
+        let stop_sig = c.config["StopSignal"].as_str().unwrap_or("SIGTERM");
+        if parse_signal(stop_sig).unwrap_or(nix::sys::signal::Signal::SIGTERM) == sig {
+            // docker: the stop signal means "stop", so no restart policy brings it back.
+            self.cancel_restarts(&c.id);
         }
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.state.pid), sig).map_err(internal)?;
         self.container_event(&c, "kill", json!({"signal": (sig as i32).to_string()}));
@@ -522,9 +536,14 @@ impl Engine {
     /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after `timeout` seconds (-1: wait forever).
     pub async fn stop(&self, key: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
         let c = self.get(key)?;
+        if !c.state.running && c.state.restarting && self.cancel_restarts(&c.id) {
+            self.container_event(&c, "stop", json!({}));
+            return Ok(());
+        }
         if !c.state.running {
             return Err(EngineError::NotModified("container already stopped".into()));
         }
+        self.cancel_restarts(&c.id);
         let sig = signal
             .filter(|s| !s.is_empty())
             .map(String::from)
@@ -597,7 +616,7 @@ impl Engine {
                         let done = match condition.as_str() {
                             "next-exit" => c.exits > base_exits && !c.state.running,
                             "removed" => false,
-                            _ => !c.state.running && c.monitor_pid == 0,
+                            _ => !c.state.running && c.monitor_pid == 0 && !c.state.restarting,
                         };
                         if done {
                             return last;
@@ -624,6 +643,16 @@ impl Engine {
             let _ = self.kill(&c.id, Some("KILL"));
             self.wait_not_running(&c.id, None).await;
         }
+        if c.state.restarting {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "cannot remove container \"{}\": container is restarting: stop the container before removing or force remove",
+                    c.name
+                )));
+            }
+            self.cancel_restarts(&c.id);
+            self.wait_not_running(&c.id, None).await;
+        }
         let c = self.get(&c.id)?;
         self.remove_now(&c)
     }
@@ -633,6 +662,7 @@ impl Engine {
         if self.table().remove(&c.id).is_none() {
             return Err(EngineError::NoSuchContainer(c.id.clone()));
         }
+        self.backoffs().remove(&c.id);
         {
             let mut t = self.tombstones.lock().unwrap_or_else(|p| p.into_inner());
             // Only waiters racing with the removal need these; keep the map small.
@@ -687,7 +717,7 @@ impl Engine {
         let mut ids = Vec::new();
         let mut space = 0;
         for c in self.all() {
-            if c.state.running || c.monitor_pid != 0 || keep(&c) {
+            if c.state.running || c.monitor_pid != 0 || c.state.restarting || keep(&c) {
                 continue;
             }
             let size = self.rw_size(&c.id);

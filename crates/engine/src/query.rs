@@ -133,6 +133,11 @@ pub fn status_text(c: &Container) -> String {
         };
     }
     match st.status.as_str() {
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
+            st.exit_code,
+            human_duration(since(&st.finished_at))
+        ),
         "created" => "Created".into(),
         "removing" => "Removal In Progress".into(),
         "dead" => "Dead".into(),

@@ -112,6 +112,9 @@ pub struct State {
     pub started_at: String,
     /// When the last run finished.
     pub finished_at: String,
+    /// docker's `Health` (Status, FailingStreak, Log), present when the container has a healthcheck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Value>,
 }
 
 impl Default for State {
@@ -128,6 +131,7 @@ impl Default for State {
             error: String::new(),
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),
+            health: None,
         }
     }
 }
@@ -155,6 +159,9 @@ pub struct Container {
     pub name: String,
     /// Restarts done by a restart policy.
     pub restart_count: i64,
+    /// Stopped by the user (`stop`): restart policies leave it alone until the next manual start.
+    #[serde(default)]
+    pub has_been_manually_stopped: bool,
     /// Storage driver.
     pub driver: String,
     /// Platform (os).
@@ -260,6 +267,7 @@ mod tests {
             image: "sha256:00".into(),
             name: "/x".into(),
             restart_count: 0,
+            has_been_manually_stopped: false,
             driver: "overlay2".into(),
             platform: "linux".into(),
             log_path: String::new(),

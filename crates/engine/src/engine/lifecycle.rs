@@ -54,8 +54,8 @@ impl Engine {
         Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
     }
 
-    /// `POST /containers/{id}/start`.
-    pub async fn start(self: &Arc<Self>, key: &str) -> Result<()> {
+    /// Starts one run of the container (a manual `start` or a restart policy's, see [`super::restart`]).
+    pub(super) async fn start_run(self: &Arc<Self>, key: &str) -> Result<()> {
         let c = self.get(key)?;
         if c.state.running {
             return Err(EngineError::NotModified("container already started".into()));
@@ -153,6 +153,7 @@ impl Engine {
             // the exit watcher recorded that, so only mark running when the monitor is still there.
             let res = self.update(&c.id, |c| {
                 if st.exit_code.is_none() && c.monitor_pid == monitor_pid {
+                    c.state.restarting = false;
                     c.state.running = true;
                     c.state.status = "running".into();
                     c.state.pid = st.pid;
@@ -282,6 +283,7 @@ impl Engine {
         let st: MonitorStatus =
             read_json(&MonitorStatus::path(&self.cfg.data_root, id)).unwrap_or_default();
         let mut died = false;
+        let mut again = None;
         let Ok(c) = self.update(id, |c| {
             if c.monitor_pid != pid {
                 return;
@@ -291,6 +293,8 @@ impl Engine {
             c.monitor_pid = 0;
             c.state.running = false;
             c.state.pid = 0;
+            // A restart policy decides again below, for runs that did start.
+            c.state.restarting = false;
             c.state.status = if was_started || c.state.status != "created" {
                 "exited".into()
             } else {
@@ -305,6 +309,7 @@ impl Engine {
                     c.state.started_at = st.started_at.clone();
                 }
                 c.exits += 1;
+                again = self.decide_restart(c);
             } else if let Some(e) = &st.error {
                 c.state.error = e.clone();
                 c.state.exit_code = st.exit_code.unwrap_or(128);
@@ -330,7 +335,9 @@ impl Engine {
         if let Ok(l) = berth_storage::RwLayer::open(&self.cfg.data_root, id) {
             let _ = l.unmount();
         }
-        if c.host_config["AutoRemove"].as_bool().unwrap_or(false) && !c.state.running {
+        if let Some((delay, generation)) = again {
+            self.schedule_restart(c.id.clone(), delay, generation);
+        } else if c.host_config["AutoRemove"].as_bool().unwrap_or(false) && !c.state.running {
             self.auto_remove(c.id.clone());
         }
     }

@@ -1,0 +1,365 @@
+//! Container life beyond one run, driven by the real docker CLI against berthd: restart policies (counts,
+//! back-off, `restarting` in ps/inspect, manual stop, berthd restarts), `logs -f` across restarts, `--rm` with a
+//! policy, the `run --rm` event sequence, `--init` and healthchecks. Run as root inside
+//! `unshare -m --propagation private`.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Daemon, DOCKER};
+
+/// Polls `docker inspect -f fmt name` until `pred` holds (bounded: a readiness wait, not a timing assertion).
+fn wait_inspect(d: &Daemon, name: &str, fmt: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let o = d.docker(&["inspect", "-f", fmt, name]);
+        let s = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        if o.status.success() && pred(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: {fmt} never matched, last {s:?}\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn docker_cmd(d: &Daemon, args: &[&str]) -> Command {
+    let mut c = Command::new("timeout");
+    c.args(["300", DOCKER])
+        .args(args)
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", &d.docker_config)
+        .stdin(Stdio::null());
+    c
+}
+
+#[test]
+fn on_failure_restarts_exactly_n_times_and_logs_follow() {
+    require!();
+    let d = Daemon::start();
+    d.import_busybox();
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "flaky",
+            "--restart",
+            "on-failure:3",
+            "busybox",
+            "sh",
+            "-c",
+            "echo run; sleep 0.5; exit 1",
+        ])
+        .trim()
+        .to_string();
+    // logs -f keeps following while the policy restarts the container, and ends when it is down for good.
+    let follow = docker_cmd(&d, &["logs", "-f", &id])
+        .stdout(Stdio::piped())
+        .output()
+        .expect("logs -f");
+    assert!(follow.status.success());
+    let followed = String::from_utf8_lossy(&follow.stdout);
+    assert_eq!(d.ok(&["wait", "flaky"]).trim(), "1");
+    let st = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}} {{.State.Restarting}} {{.HostConfig.RestartPolicy.Name}}",
+        "flaky",
+    ]);
+    assert_eq!(st.trim(), "3 exited 1 false on-failure");
+    assert_eq!(d.ok(&["logs", "flaky"]), "run\nrun\nrun\nrun\n");
+    assert!(
+        followed.matches("run").count() >= 2 && followed.ends_with("run\n"),
+        "logs -f did not follow across restarts: {followed:?}"
+    );
+    let ps = d.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "name=flaky",
+        "--format",
+        "{{.Status}}",
+    ]);
+    assert!(ps.starts_with("Exited (1)"), "{ps}");
+    // A manual start begins a new count.
+    d.ok(&["start", "flaky"]);
+    assert_eq!(d.ok(&["wait", "flaky"]).trim(), "1");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.RestartCount}}", "flaky"])
+            .trim(),
+        "3"
+    );
+    // on-failure does not restart a clean exit.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "clean",
+        "--restart",
+        "on-failure",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(d.ok(&["wait", "clean"]).trim(), "0");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.RestartCount}}", "clean"])
+            .trim(),
+        "0"
+    );
+}
+
+#[test]
+fn always_shows_restarting_and_stop_ends_it() {
+    require!();
+    let d = Daemon::start();
+    d.import_busybox();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "loop",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 2",
+    ]);
+    // The back-off grows (100ms, 200ms, ... 1 minute): the container is soon seen waiting to restart.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        let s = d.ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "name=loop",
+            "--format",
+            "{{.Status}}",
+        ]);
+        if s.starts_with("Restarting (2)") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "never Restarting: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.trim().ends_with("ago"), "{status}");
+    wait_inspect(&d, "loop", "{{.State.Restarting}} {{.RestartCount}}", |s| {
+        s.starts_with("true ") && s[5..].parse::<i64>().unwrap_or(0) >= 3
+    });
+    let rm = d.docker(&["rm", "loop"]);
+    assert!(!rm.status.success());
+    d.ok(&["stop", "loop"]);
+    let st = wait_inspect(&d, "loop", "{{.State.Status}} {{.State.Restarting}}", |s| {
+        s == "exited false"
+    });
+    assert_eq!(st, "exited false");
+    let count = d.ok(&["inspect", "-f", "{{.RestartCount}}", "loop"]);
+    // A stopped container stays stopped: another exit never comes, and the count stays.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(d.ok(&["inspect", "-f", "{{.RestartCount}}", "loop"]), count);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "loop"]).trim(),
+        "exited"
+    );
+    d.ok(&["rm", "loop"]);
+}
+
+#[test]
+fn rm_with_restart_policy_is_refused() {
+    require!();
+    let d = Daemon::start();
+    d.import_busybox();
+    let o = d.docker(&["run", "--rm", "--restart", "always", "busybox", "true"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr).to_lowercase();
+    assert!(err.contains("conflicting options"), "{err}");
+    let (code, body) = d.http(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"AutoRemove":true,"RestartPolicy":{"Name":"always"}}}"#),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("restart policy"), "{body}");
+    let (code, body) = d.http(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}"#),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("invalid restart policy"), "{body}");
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
+
+fn monitor_done(d: &Daemon, id: &str) {
+    let f = d.data.join("containers").join(id).join("monitor.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v: serde_json::Value = std::fs::read(&f)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if !v["exit_code"].is_null() {
+            let mp = std::fs::read(d.data.join("containers").join(id).join("config.v2.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v["MonitorPid"].as_i64())
+                .unwrap_or(0);
+            if mp == 0
+                || !std::path::Path::new(&format!("/proc/{mp}/cmdline")).exists()
+                || std::fs::read_to_string(format!("/proc/{mp}/stat")).is_ok_and(|s| {
+                    s.rsplit_once(')')
+                        .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+                })
+            {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "monitor of {id} did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn kill_init(d: &Daemon, name: &str) -> String {
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", name]).trim().to_string();
+    let pid: i32 = d
+        .ok(&["inspect", "-f", "{{.State.Pid}}", name])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pid > 0);
+    id
+}
+
+#[test]
+fn policies_across_berthd_restarts() {
+    require!();
+    let mut d = Daemon::start();
+    d.import_busybox();
+    let forever = "trap 'exit 0' TERM; echo up; while true; do sleep 0.1; done";
+    for (name, policy) in [("alw", "always"), ("uls", "unless-stopped"), ("nop", "no")] {
+        d.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--restart",
+            policy,
+            "busybox",
+            "sh",
+            "-c",
+            forever,
+        ]);
+        d.wait_for_log(name, "up");
+    }
+    // berthd SIGKILLed; the containers die while it is away; the new berthd applies their policies.
+    let pids: Vec<(String, i32)> = ["alw", "uls", "nop"]
+        .iter()
+        .map(|n| {
+            let id = kill_init(&d, n);
+            let pid = d
+                .ok(&["inspect", "-f", "{{.State.Pid}}", n])
+                .trim()
+                .parse()
+                .unwrap();
+            (id, pid)
+        })
+        .collect();
+    d.kill9();
+    for (id, pid) in &pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        monitor_done(&d, id);
+    }
+    d.spawn();
+    for n in ["alw", "uls"] {
+        wait_inspect(&d, n, "{{.State.Running}} {{.RestartCount}}", |s| {
+            s == "true 1"
+        });
+    }
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "nop"
+        ])
+        .trim(),
+        "exited 137"
+    );
+    // A user stop, then berthd stopped with SIGTERM and started again: `always` comes back, `unless-stopped`
+    // stays down.
+    d.ok(&["stop", "alw", "uls"]);
+    let st = d.terminate();
+    assert!(st.success(), "{st}");
+    d.spawn();
+    wait_inspect(&d, "alw", "{{.State.Running}}", |s| s == "true");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "uls"]).trim(),
+        "exited"
+    );
+    // And a running `always` container survives a SIGTERMed berthd as it is.
+    d.wait_for_log("alw", "up");
+    let st = d.terminate();
+    assert!(st.success(), "{st}");
+    d.spawn();
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Running}}", "alw"]).trim(),
+        "true"
+    );
+    d.ok(&["stop", "alw"]);
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[test]
+fn run_rm_event_sequence() {
+    require!();
+    let d = Daemon::start();
+    d.import_busybox();
+    let since = format!("{:.3}", unix_now() - 1.0);
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "--name",
+            "ephemeral",
+            "busybox",
+            "echo",
+            "hi"
+        ]),
+        "hi\n"
+    );
+    let until = format!("{:.3}", unix_now() + 1.0);
+    let out = d.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=container",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    let lines: Vec<&str> = out.lines().filter(|l| l.ends_with(" ephemeral")).collect();
+    let mut it = lines.iter();
+    for w in ["create", "start", "die", "destroy"] {
+        assert!(
+            it.any(|l| l.split(' ').next() == Some(w)),
+            "{w} missing or out of order in {lines:?}"
+        );
+    }
+}
