@@ -363,3 +363,79 @@ fn run_rm_event_sequence() {
         );
     }
 }
+
+#[test]
+fn init_reaps_zombies_and_forwards_signals() {
+    require!();
+    let d = Daemon::start();
+    d.import_busybox();
+    // The orphaned `sleep 0.1` is re-parented to PID 1, which must reap it.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "(sleep 0.1 &) ; sleep 1; ps -o stat,pid,ppid,comm; echo end",
+    ]);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        rows.iter()
+            .any(|r| r.get(1) == Some(&"1") && r.get(3) == Some(&"docker-init")),
+        "PID 1 is not the init:\n{out}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.get(2) == Some(&"1") && r.get(3) == Some(&"sh")),
+        "the command is not the init's child:\n{out}"
+    );
+    assert!(
+        !rows
+            .iter()
+            .any(|r| r.first().is_some_and(|s| s.starts_with('Z'))),
+        "zombies left:\n{out}"
+    );
+    // The init exits with the command's status...
+    let o = d.docker(&["run", "--rm", "--init", "busybox", "sh", "-c", "exit 5"]);
+    assert_eq!(o.status.code(), Some(5));
+    // ...and forwards the stop signal to it (without forwarding, stop would SIGKILL after its timeout: 137).
+    d.ok(&[
+        "run",
+        "-d",
+        "--init",
+        "--name",
+        "sig",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+    ]);
+    d.wait_for_log("sig", "ready");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.HostConfig.Init}} {{.Path}}", "sig"])
+            .trim(),
+        "true sh"
+    );
+    d.ok(&["stop", "-t", "60", "sig"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.ExitCode}}", "sig"])
+            .trim(),
+        "7"
+    );
+    // The init is read-only inside the container.
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /sbin/docker-init || echo x > /proc/1/exe || exit 0; exit 1",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "docker-init is writable");
+}

@@ -11,6 +11,7 @@
 //! - [`events`]: the `/events` bus.
 //! - [`exec`]: `docker exec` through a helper process.
 //! - [`build`]: the classic builder's backend (RUN in step containers, COPY/ADD layers, the build cache).
+//! - [`init`]: `--init`, the embedded docker-init.
 //! - [`engine`]: the daemon side: create/start/stop/wait/remove/list, exit tracking, recovery after restart.
 
 pub mod build;
@@ -18,6 +19,7 @@ pub mod engine;
 pub mod events;
 pub mod exec;
 pub mod images;
+pub mod init;
 pub mod logs;
 pub mod monitor;
 pub mod mounts;

@@ -117,6 +117,15 @@ impl Engine {
             let _ = layer.unmount();
             return Err(e);
         }
+        if c.host_config["Init"].as_bool().unwrap_or(false) {
+            match crate::init::install(&self.cfg.exec_root) {
+                Ok(p) => crate::init::apply(&mut spec, &p),
+                Err(e) => {
+                    let _ = layer.unmount();
+                    return Err(internal(e));
+                }
+            }
+        }
         write_json(&dir.join("config.json"), &spec).map_err(internal)?;
         let plan = match self.net_plan(&c) {
             Ok(p) => p,
