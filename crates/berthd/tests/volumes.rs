@@ -111,6 +111,19 @@ fn named_volumes_binds_and_tmpfs() {
     );
     assert!(e.contains("Read-only file system"), "{e}");
 
+    // A read-only rootfs still gets its volume (the mount point is made before the root turns read-only).
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "-v",
+        "data1:/newdir",
+        "busybox",
+        "cat",
+        "/newdir/f",
+    ]);
+    assert_eq!(out.trim(), "hello");
+
     // In use: refused with docker's message, and not dangling.
     let id = d.ok(&[
         "create",
@@ -375,6 +388,8 @@ fn anonymous_volumes_copy_up_volumes_from_and_prune() {
         (meta.uid(), meta.gid(), meta.mode() & 0o777),
         (1234, 5678, 0o640)
     );
+    let cv = d.ok(&["inspect", "--format", "{{json .Config.Volumes}}", "a1"]);
+    assert_eq!(cv.trim(), r#"{"/data":{}}"#);
     let labels = d.ok(&["volume", "inspect", "--format", "{{json .Labels}}", &name]);
     assert!(labels.contains("com.docker.volume.anonymous"), "{labels}");
 
@@ -488,4 +503,35 @@ fn anonymous_volumes_copy_up_volumes_from_and_prune() {
     // run --rm takes its anonymous volumes along.
     d.ok(&["run", "--rm", "volimg", "true"]);
     assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "used");
+}
+
+#[test]
+fn docker_py_volumes() {
+    require!();
+    require!("busybox");
+    let has_py = Command::new("python3")
+        .args(["-c", "import docker"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_py {
+        eprintln!("SKIPPED: python3 with the docker module not installed (pip install docker)");
+        return;
+    }
+    let d = Daemon::start();
+    d.import_busybox();
+    let script = common::workspace().join("crates/berthd/tests/py/dockerpy_volumes.py");
+    let out = Command::new("timeout")
+        .args(["300", "python3"])
+        .arg(&script)
+        .arg(&d.sock)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "docker-py volumes failed\nstdout: {}\nstderr: {}\n--- berthd ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("docker-py volumes OK"));
 }

@@ -375,6 +375,7 @@ impl Engine {
             &hc,
         )
         .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
+        volumes::merge_image_volumes(&mut config, &ic);
         let (mount_points, needed_volumes) = self.plan_mounts(&config, &hc, &ic)?;
         let dir = Container::dir(&self.cfg.data_root, &id);
         let mut t = self.table();

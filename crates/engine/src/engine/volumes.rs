@@ -53,6 +53,21 @@ fn label_match(labels: &BTreeMap<String, String>, want: &str) -> bool {
     }
 }
 
+/// docker's create-time merge: the image's `Volumes` join the request's `Config.Volumes` (inspect shows both).
+pub(super) fn merge_image_volumes(config: &mut Value, image_config: &Value) {
+    let Some(img) = image_config["Volumes"]
+        .as_object()
+        .filter(|v| !v.is_empty())
+    else {
+        return;
+    };
+    let mut vols = config["Volumes"].as_object().cloned().unwrap_or_default();
+    for (k, v) in img {
+        vols.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    config["Volumes"] = Value::Object(vols);
+}
+
 impl Engine {
     fn volume_store(&self) -> Result<Volumes> {
         Ok(Volumes::open(&self.cfg.data_root)?)
@@ -440,6 +455,8 @@ impl Engine {
             );
         }
         let data = store.mountpoint(&v.name);
+        // Under the lock: two containers starting on one new volume must not both copy into it.
+        let _g = lock();
         if mp.copy_data && store.is_empty(&v.name) {
             berth_storage::copyup::copy_up(rootfs, Path::new(&mp.destination), &data)
                 .map_err(|e| internal(format!("volume {}: {e}", v.name)))?;
