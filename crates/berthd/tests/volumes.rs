@@ -161,6 +161,11 @@ fn named_volumes_binds_and_tmpfs() {
         "{{.Mounts}}",
     ]);
     assert_eq!(ps.trim(), "data1");
+    let by_vol = d.ok(&["ps", "-aq", "--no-trunc", "--filter", "volume=data1"]);
+    assert_eq!(by_vol.trim(), id);
+    let by_dest = d.ok(&["ps", "-aq", "--no-trunc", "--filter", "volume=/data"]);
+    assert_eq!(by_dest.trim(), id);
+    assert_eq!(d.ok(&["ps", "-aq", "--filter", "volume=other"]).trim(), "");
 
     // Bind mounts of a host dir: ro refuses writes, rw writes reach the host.
     let host = d.root.path().join("hostdir");

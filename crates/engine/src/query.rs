@@ -94,6 +94,12 @@ pub fn container_matches(c: &Container, f: &Filters, images: &Images) -> bool {
         && any("exited", &|v| {
             !c.state.running && c.state.status == "exited" && v.parse() == Ok(c.state.exit_code)
         })
+        // docker: a volume name (a bind's source) or a mount destination.
+        && any("volume", &|v| {
+            c.mount_points.iter().any(|m| {
+                m.destination == v || if m.name.is_empty() { m.source == v } else { m.name == v }
+            })
+        })
 }
 
 /// docker's `units.HumanDuration`.
