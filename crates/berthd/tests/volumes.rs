@@ -424,6 +424,30 @@ fn anonymous_volumes_copy_up_volumes_from_and_prune() {
         ],
     );
     assert!(e.contains("Read-only file system"), "{e}");
+    // `:rw` cannot lift a mount that is read-only in the source container.
+    d.ok(&[
+        "create",
+        "--name",
+        "ro1",
+        "--volumes-from",
+        "a1:ro",
+        "busybox",
+        "true",
+    ]);
+    let e = fails(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--volumes-from",
+            "ro1:rw",
+            "busybox",
+            "touch",
+            "/data/x",
+        ],
+    );
+    assert!(e.contains("Read-only file system"), "{e}");
+    d.ok(&["rm", "ro1"]);
     // (docker's CLI takes the 404 for a missing image and tries a pull, as it does against dockerd.)
     fails(
         &d,

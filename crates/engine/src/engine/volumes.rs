@@ -276,11 +276,14 @@ impl Engine {
             let (ctr, rw) = mounts::parse_volumes_from(spec).map_err(bad)?;
             let other = self.get(&ctr)?;
             for mp in &other.mount_points {
-                let mut mp = mp.clone();
-                if let Some(rw) = rw {
-                    mp.rw = rw;
-                    mp.mode = if rw { "rw" } else { "ro" }.into();
-                }
+                // As moby: `:rw` cannot lift a read-only mount, the mode string is not inherited and the data
+                // is never copied up again.
+                let mp = MountPoint {
+                    rw: mp.rw && rw.unwrap_or(true),
+                    mode: String::new(),
+                    copy_data: false,
+                    ..mp.clone()
+                };
                 by_dest.insert(mp.destination.clone(), mp);
             }
         }
