@@ -439,3 +439,94 @@ fn init_reaps_zombies_and_forwards_signals() {
     ]);
     assert_eq!(o.status.code(), Some(0), "docker-init is writable");
 }
+
+#[test]
+fn healthchecks_become_healthy_or_unhealthy() {
+    require!();
+    let d = Daemon::start();
+    d.import_busybox();
+    let since = format!("{:.3}", unix_now() - 1.0);
+    for args in [
+        &[
+            "--name",
+            "good",
+            "--health-cmd",
+            "echo fine",
+            "--health-interval",
+            "200ms",
+        ][..],
+        &[
+            "--name",
+            "bad",
+            "--health-cmd",
+            "echo nope; exit 1",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "2",
+        ],
+        &["--name", "plain"],
+    ] {
+        let mut a = vec!["run", "-d"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["busybox", "sleep", "300"]);
+        d.ok(&a);
+    }
+    wait_inspect(&d, "good", "{{.State.Health.Status}}", |s| s == "healthy");
+    wait_inspect(&d, "bad", "{{.State.Health.Status}}", |s| s == "unhealthy");
+    let good = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Health.FailingStreak}} {{(index .State.Health.Log 0).ExitCode}} {{json (index .State.Health.Log 0).Output}}",
+        "good",
+    ]);
+    assert_eq!(good.trim(), r#"0 0 "fine\n""#);
+    let bad = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Health.FailingStreak}} {{(index .State.Health.Log 0).ExitCode}} {{json (index .State.Health.Log 0).Output}}",
+        "bad",
+    ]);
+    let streak: i64 = bad.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(streak >= 2, "{bad}");
+    assert!(bad.trim().ends_with(r#" 1 "nope\n""#), "{bad}");
+    let names = |f: &str| {
+        d.ok(&["ps", "--filter", f, "--format", "{{.Names}}"])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(names("health=healthy"), "good");
+    assert_eq!(names("health=unhealthy"), "bad");
+    assert_eq!(names("health=none"), "plain");
+    let st = d.ok(&["ps", "--filter", "name=good", "--format", "{{.Status}}"]);
+    assert!(
+        st.starts_with("Up ") && st.trim().ends_with("(healthy)"),
+        "{st}"
+    );
+    let st = d.ok(&["ps", "--filter", "name=bad", "--format", "{{.Status}}"]);
+    assert!(st.trim().ends_with("(unhealthy)"), "{st}");
+    assert!(d
+        .ok(&["inspect", "-f", "{{json .State.Health}}", "plain"])
+        .starts_with("null"));
+    let until = format!("{:.3}", unix_now() + 1.0);
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=container",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    assert!(
+        ev.lines().any(|l| l == "health_status: healthy good"),
+        "{ev}"
+    );
+    assert!(
+        ev.lines().any(|l| l == "health_status: unhealthy bad"),
+        "{ev}"
+    );
+    d.ok(&["rm", "-f", "good", "bad", "plain"]);
+}

@@ -312,6 +312,8 @@ impl Engine {
         let mut labels = ic["Labels"].as_object().cloned().unwrap_or_default();
         labels.extend(config["Labels"].as_object().cloned().unwrap_or_default());
         config["Labels"] = json!(labels);
+        health::merge(&mut config, &ic);
+        health::validate(&config)?;
         if config["Hostname"].as_str().is_none_or(|s| s.is_empty()) {
             config["Hostname"] = json!(names::short(&id));
         }

@@ -91,6 +91,7 @@ pub fn container_matches(c: &Container, f: &Filters, images: &Images) -> bool {
                 || images.resolve(v).is_ok_and(|img| img.id == c.image)
                 || c.image.trim_start_matches("sha256:").starts_with(v)
         })
+        && any("health", &|v| v == health_status(c))
         && any("exited", &|v| {
             !c.state.running && c.state.status == "exited" && v.parse() == Ok(c.state.exit_code)
         })
@@ -100,6 +101,15 @@ pub fn container_matches(c: &Container, f: &Filters, images: &Images) -> bool {
                 m.destination == v || if m.name.is_empty() { m.source == v } else { m.name == v }
             })
         })
+}
+
+/// `State.Health.Status`, or `none` for a container without a healthcheck (ps' `health` filter).
+pub fn health_status(c: &Container) -> &str {
+    c.state
+        .health
+        .as_ref()
+        .and_then(|h| h["Status"].as_str())
+        .unwrap_or("none")
 }
 
 /// docker's `units.HumanDuration`.
@@ -135,7 +145,11 @@ pub fn status_text(c: &Container) -> String {
         return if st.paused {
             format!("{up} (Paused)")
         } else {
-            up
+            match health_status(c) {
+                "none" => up,
+                "starting" => format!("{up} (health: starting)"),
+                h => format!("{up} ({h})"),
+            }
         };
     }
     match st.status.as_str() {

@@ -11,6 +11,7 @@ mod auth;
 mod build;
 mod container;
 mod exec;
+mod healthopts;
 mod http;
 mod image;
 mod logs;

@@ -114,6 +114,9 @@ pub struct RunOpts {
     /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h)
     #[arg(long = "health-start-period")]
     pub health_start_period: Option<String>,
+    /// Time between running the check during the start period (ms|s|m|h)
+    #[arg(long = "health-start-interval")]
+    pub health_start_interval: Option<String>,
     /// Maximum time to allow one check to run (ms|s|m|h)
     #[arg(long = "health-timeout")]
     pub health_timeout: Option<String>,
@@ -599,11 +602,15 @@ pub fn create_body(o: &RunOpts) -> Result<Value, CliError> {
     if let Some(m) = &o.mac_address {
         body["MacAddress"] = json!(m);
     }
-    if let Some(cmd) = &o.health_cmd {
-        body["Healthcheck"] =
-            json!({"Test": ["CMD-SHELL", cmd], "Retries": o.health_retries.unwrap_or(0)});
-    } else if o.no_healthcheck {
-        body["Healthcheck"] = json!({"Test": ["NONE"]});
+    match super::healthopts::healthcheck(o) {
+        Ok(Some(h)) => body["Healthcheck"] = h,
+        Ok(None) => {}
+        Err(e) => {
+            return Err(CliError::Exit {
+                code: 125,
+                msg: Some(format!("berth: {e}")),
+            })
+        }
     }
     if let Some(n) = &o.network {
         if !o.network_alias.is_empty() || o.ip.is_some() || o.ip6.is_some() {

@@ -262,7 +262,11 @@ impl Engine {
     /// restore), and those that were waiting for a restart when the previous berthd went away.
     pub(super) fn restart_on_boot(self: &Arc<Self>) {
         for c in self.all() {
-            if c.state.running || c.monitor_pid != 0 {
+            if c.state.running {
+                self.health_resume(&c.id);
+                continue;
+            }
+            if c.monitor_pid != 0 {
                 continue;
             }
             if self.backoffs().get(&c.id).is_some_and(|e| e.pending) {
