@@ -26,6 +26,9 @@ use nix::unistd::Pid;
 #[path = "monitor_spawn.rs"]
 pub mod spawn;
 
+#[path = "monitor_shim.rs"]
+mod shim;
+
 use crate::logs::Writer;
 use crate::record::{now_rfc3339, write_json, Container, MonitorStatus};
 
@@ -56,6 +59,10 @@ pub(crate) struct Opts {
     sync_fd: Option<i32>,
     /// `--exec FILE`: run the OCI process in FILE inside the running container instead (see [`crate::exec`]).
     pub(crate) exec: Option<PathBuf>,
+    /// `--shim-fd N`: a sealed view of `berth-shim` to hand the running container over to (module doc).
+    shim_fd: Option<i32>,
+    /// `--finish CODE`: the container exited with CODE; clean up and record it (the shim's last step).
+    finish: Option<i32>,
 }
 
 fn parse(args: &[OsString]) -> Result<Opts, MonitorError> {
@@ -65,6 +72,7 @@ fn parse(args: &[OsString]) -> Result<Opts, MonitorError> {
         .map(|a| a.to_string_lossy().into_owned());
     let (mut data_root, mut exec_root, mut id, mut runtime, mut sync_fd, mut exec) =
         (None, None, None, None, None, None);
+    let (mut shim_fd, mut finish) = (None, None);
     while let Some(a) = it.next() {
         let mut val = || {
             it.next()
@@ -76,6 +84,20 @@ fn parse(args: &[OsString]) -> Result<Opts, MonitorError> {
             "--id" => id = Some(val()?),
             "--exec" => exec = Some(PathBuf::from(val()?)),
             "--runtime" => runtime = Some(val()?),
+            "--shim-fd" => {
+                shim_fd = Some(
+                    val()?
+                        .parse()
+                        .map_err(|_| MonitorError::Usage("bad --shim-fd".into()))?,
+                )
+            }
+            "--finish" => {
+                finish = Some(
+                    val()?
+                        .parse()
+                        .map_err(|_| MonitorError::Usage("bad --finish".into()))?,
+                )
+            }
             "--sync-fd" => {
                 sync_fd = Some(
                     val()?
@@ -103,6 +125,8 @@ fn parse(args: &[OsString]) -> Result<Opts, MonitorError> {
             .collect(),
         sync_fd,
         exec,
+        shim_fd,
+        finish,
     })
 }
 
@@ -115,6 +139,14 @@ pub fn main(args: &[OsString]) -> i32 {
             return 2;
         }
     };
+    if let Some(fd) = opts.shim_fd {
+        // Only this process may ever run it: keep it out of the runtime's and the container's processes.
+        // SAFETY: F_SETFD on an fd number only changes its flags.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    if let Some(code) = opts.finish {
+        return shim::finish_main(&opts, code);
+    }
     if builtin(&opts) {
         // CVE-2019-5736: the process that creates the container runs from a sealed memfd copy of our binary.
         if let Err(e) = berth_runtime::ensure_sealed_exe() {
@@ -468,15 +500,51 @@ fn run(o: &Opts, sync: &mut Option<File>) -> Result<(), MonitorError> {
         let _ = s.write_all(b"ok\n");
     }
 
+    // The steady state in the small berth-shim (it comes back as `--finish`); returns only when that is not
+    // possible, and then this process carries on.
+    if let Some(shim_fd) = o.shim_fd {
+        let h = shim::Handover {
+            pid,
+            out: out_r.as_raw_fd(),
+            err: err_r.as_raw_fd(),
+            log: Path::new(&c.log_path),
+            max_size,
+            max_file,
+            tty,
+            stdin: stdin.as_ref().map(|s| shim::StdinHandover {
+                fifo: s.fifo.as_raw_fd(),
+                path: &s.path,
+                to_container: s.to_container.as_ref().map(|w| w.as_raw_fd()),
+                once: s.once,
+            }),
+        };
+        let e = shim::hand_over(o, shim_fd, &h);
+        eprintln!(
+            "{} berth monitor {}: staying in berth: {e}",
+            now_rfc3339(),
+            o.id
+        );
+    }
     let exit_code = pump(pid, &out_r, &err_r, &mut writer, &mut stdin, tty);
     if let Some(s) = &stdin {
         let _ = fs::remove_file(&s.path);
     }
     let _ = writer.flush_partial();
+    finish(o, exit_code, started, Some(&layer))
+}
+
+/// After the container exited: OOM check, runtime delete, network detach, rootfs unmount, and the exit in
+/// `monitor.json` (keeping `started`'s pid and start time).
+fn finish(
+    o: &Opts,
+    exit_code: i32,
+    started: MonitorStatus,
+    layer: Option<&berth_storage::RwLayer>,
+) -> Result<(), MonitorError> {
     let oom = oom_killed(&o.id);
     rt_delete(o);
     crate::net::monitor_detach(&o.data_root, &o.id);
-    if let Err(e) = layer.unmount() {
+    if let Some(Err(e)) = layer.map(|l| l.unmount()) {
         eprintln!("{} unmount rootfs: {e}", now_rfc3339());
     }
     let done = MonitorStatus {

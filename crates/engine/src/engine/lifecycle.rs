@@ -226,6 +226,8 @@ impl Engine {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // The monitor's steady state runs in the small `berth-shim` when it is installed.
+        crate::monitor::spawn::pass_shim(&mut cmd, &self.cfg.berth_binary);
         let w = sync_w.as_raw_fd();
         // SAFETY: only async-signal-safe calls (setsid, dup2, fcntl) run between fork and exec, and `w` stays
         // open in the parent until after spawn returns.
