@@ -33,7 +33,7 @@ bench_require() { # tool...
 bench_build() {
   export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$bench_here/target-bench}
   if [ -z "${BENCH_NO_BUILD:-}" ]; then
-    cargo build --release -p berth-cli -p berthd --manifest-path "$bench_here/Cargo.toml" >&2 ||
+    cargo build --release -p berth-cli -p berthd -p berth-shim --manifest-path "$bench_here/Cargo.toml" >&2 ||
       bench_die "cargo build --release failed"
   fi
   berth=$CARGO_TARGET_DIR/release/berth

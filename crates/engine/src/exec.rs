@@ -4,6 +4,10 @@
 //! (`berth monitor --exec PROCESS.json ...`, single-threaded) that calls `berth_runtime::exec` (or a runc-compatible
 //! `exec --process`) with the helper's own stdout/stderr, which are pipes berthd reads. The helper waits for the
 //! process and exits with its exit code, which berthd records for `GET /exec/{id}/json`.
+//!
+//! Exec records (and the events stream) live in berthd's memory only, as in dockerd: after a berthd restart
+//! `GET /exec/{id}/json` of an earlier exec is a 404 ("No such exec instance") in both. An exec's process is
+//! a child of its helper, which berthd reads through pipes; nothing about it needs to outlive berthd.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -8,9 +8,23 @@
 //! the runc-compatible CLI is used in pass-through stdio mode. Either way the container's stdout/stderr are pipes
 //! this process reads; it is a child subreaper, so a container init created by a CLI becomes its child too.
 //!
-//! Protocol with berthd: once the container runs (or failed to), the monitor writes `ok\n` or `error: MSG\n` to
-//! the sync fd and closes it; the exit is recorded in `monitor.json` (see [`MonitorStatus`]) before the monitor
-//! exits, so berthd only needs to notice the monitor's death (a pidfd).
+//! Protocol with berthd (all a caller needs to start a container, e.g. again after an exit):
+//!
+//! 1. berthd writes the bundle (`config.json`, the network plan), removes `monitor.json` and spawns
+//!    `berth monitor --data-root D --exec-root E --id ID --runtime R --sync-fd 3 [--shim-fd N]` in its own
+//!    session with stdio on /dev/null ([`spawn::command`] runs it from a sealed view, [`spawn::pass_shim`] adds
+//!    the shim fd), and watches the monitor's pid with a pidfd.
+//! 2. Once the container runs (or failed to), the monitor writes `pid`/`started_at` to `monitor.json`, then `ok\n`
+//!    or `error: MSG\n` to the sync fd and closes it.
+//! 3. The exit is recorded in `monitor.json` (see [`MonitorStatus`]) before the process exits, so berthd only
+//!    needs to notice its death. The pid never changes, so a restarted berthd re-adopts it by pid (its command
+//!    line always has `monitor` and the id).
+//!
+//! Steady state: with `--shim-fd`, once the container runs the monitor `execve`s the small `berth-shim` (std +
+//! libc, statically linked; crates/shim) in the same process, which pumps output into the log, feeds stdin and
+//! reaps, then `execve`s `berth monitor --finish CODE ...` for the cleanup ([`shim`] module). This keeps a
+//! running container's monitor around 1 MB RSS instead of the full binary's 5-6 MB. A monitor whose
+//! embedded DNS thread runs (user networks), or without a shim, stays in this binary and pumps itself.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};

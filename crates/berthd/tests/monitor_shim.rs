@@ -1,0 +1,294 @@
+//! The monitor's steady state in `berth-shim`: a running container's monitor is the small sealed shim (same
+//! pid, the init's parent), its json-file log is what berthd reads (escaping, partial and long lines,
+//! rotation), `-i` and `-t` go through it, and the exit is recorded by `berth monitor --finish`. A container on a
+//! user network keeps the full monitor (its embedded DNS server is a thread of it). Run as root inside
+//! `unshare -m --propagation private`.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use common::Daemon;
+
+/// `berth-shim` next to the monitor binary the harness gives berthd, or None (then the test is skipped).
+fn shim_binary() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_BIN_EXE_berthd")).with_file_name("berth-shim");
+    p.is_file().then_some(p)
+}
+
+macro_rules! require_shim {
+    () => {
+        if shim_binary().is_none() {
+            eprintln!(
+                "SKIPPED: berth-shim not built next to berthd (cargo build --workspace --bins)"
+            );
+            return;
+        }
+    };
+}
+
+fn status_field(pid: i32, key: &str) -> String {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{key}:"))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+fn argv(pid: i32) -> Vec<String> {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+fn monitor_pid(d: &Daemon, id: &str) -> i32 {
+    let v: serde_json::Value = serde_json::from_slice(
+        &fs::read(d.data.join("containers").join(id).join("config.v2.json")).unwrap(),
+    )
+    .unwrap();
+    v["MonitorPid"].as_i64().unwrap_or(0) as i32
+}
+
+#[test]
+fn running_container_is_watched_by_the_sealed_shim() {
+    require!();
+    require_shim!();
+    let d = Daemon::start();
+    d.import_busybox();
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .trim()
+        .to_string();
+    d.wait_for_log(&id, "ready");
+    let mon = monitor_pid(&d, &id);
+    assert!(mon > 0);
+    let args = argv(mon);
+    assert!(args[0].ends_with("berth-shim"), "monitor runs {args:?}");
+    assert_eq!(args[1], "monitor");
+    assert!(args.contains(&id), "{args:?}");
+    assert_eq!(status_field(mon, "Threads"), "1");
+    // Run from the sealed view berthd keeps, never from the host file (CVE-2019-5736).
+    let exe = fs::read_link(format!("/proc/{mon}/exe")).unwrap();
+    let host = fs::canonicalize(shim_binary().unwrap()).unwrap();
+    assert_ne!(exe, host, "the shim runs from the host binary");
+    // Same process: the container's init is still the monitor's child.
+    let init: i32 = d
+        .ok(&["inspect", "-f", "{{.State.Pid}}", &id])
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(status_field(init, "PPid"), mon.to_string());
+    let rss_kb: u64 = status_field(mon, "VmRSS")
+        .trim_end_matches(" kB")
+        .parse()
+        .unwrap();
+    eprintln!("berth-shim VmRSS {rss_kb} kB (this build)");
+    // The full monitor is ~5.6 MB in a release build (more in debug); the shim must be far below that.
+    assert!(rss_kb < 3 * 1024, "shim RSS {rss_kb} kB");
+
+    d.ok(&["stop", &id]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.ExitCode}}", &id]).trim(),
+        "7"
+    );
+    let st: serde_json::Value = serde_json::from_slice(
+        &fs::read(d.data.join("containers").join(&id).join("monitor.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(st["exit_code"], 7, "{st}");
+    assert_eq!(st["pid"], init, "{st}");
+    assert!(
+        st["started_at"].as_str().is_some_and(|s| s.len() == 30),
+        "{st}"
+    );
+    // `berth monitor --finish` unmounted the rootfs.
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&format!("{id}/merged")),
+        "rootfs still mounted"
+    );
+    assert!(
+        !mounts.lines().any(|l| l.contains(&id)),
+        "mount of {id} left behind"
+    );
+}
+
+#[test]
+fn shim_logs_match_the_engine_format() {
+    require!();
+    require_shim!();
+    let d = Daemon::start();
+    d.import_busybox();
+    // Quotes, backslashes, tabs, a control character, UTF-8, invalid UTF-8, stderr, a line without a newline
+    // at exit and one longer than 16 KiB.
+    let script = r#"printf 'a "q" \\ b\tc\001 é\n'; printf 'bad \377 x\n'; echo err >&2; head -c 20000 /dev/zero | tr '\0' x; echo; printf tail"#;
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "logfmt",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let id = d
+        .ok(&["inspect", "-f", "{{.Id}}", "logfmt"])
+        .trim()
+        .to_string();
+    let logs = d.docker(&["logs", &id]);
+    let stdout = String::from_utf8_lossy(&logs.stdout).into_owned();
+    let mut lines = stdout.split_inclusive('\n');
+    assert_eq!(lines.next(), Some("a \"q\" \\ b\tc\u{1} é\n"));
+    assert_eq!(lines.next(), Some("bad \u{fffd} x\n"));
+    // The long line comes back whole (written in 16 KiB pieces, docker joins nothing: pieces follow each other).
+    let rest: String = lines.collect();
+    assert_eq!(rest, format!("{}\ntail", "x".repeat(20000)));
+    assert_eq!(String::from_utf8_lossy(&logs.stderr), "err\n");
+    // The raw file: the engine's field order and timestamp format.
+    let raw = fs::read_to_string(
+        d.data
+            .join("containers")
+            .join(&id)
+            .join(format!("{id}-json.log")),
+    )
+    .unwrap();
+    let first = raw.lines().next().unwrap();
+    assert!(
+        first.starts_with(r#"{"log":"a \"q\" \\ b\tc\u0001 é\n","stream":"stdout","time":""#),
+        "{first}"
+    );
+    let time = first
+        .rsplit_once("\"time\":\"")
+        .unwrap()
+        .1
+        .trim_end_matches("\"}");
+    assert_eq!(time.len(), 30, "{time}");
+    assert!(time.ends_with('Z'));
+
+    // Rotation: max-size 1k, two files.
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--log-opt",
+            "max-size=1k",
+            "--log-opt",
+            "max-file=2",
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 200 ]; do echo line $i; i=$((i+1)); done; echo done",
+        ])
+        .trim()
+        .to_string();
+    d.ok(&["wait", &id]);
+    let dir = d.data.join("containers").join(&id);
+    let log = dir.join(format!("{id}-json.log"));
+    assert!(fs::metadata(&log).unwrap().len() <= 1024);
+    assert!(dir.join(format!("{id}-json.log.1")).exists());
+    assert!(!dir.join(format!("{id}-json.log.2")).exists());
+    let tail = d.ok(&["logs", "--tail", "1", &id]);
+    assert_eq!(tail, "done\n");
+}
+
+#[test]
+fn stdin_and_tty_through_the_shim() {
+    require!();
+    require_shim!();
+    let d = Daemon::start();
+    d.import_busybox();
+    let out = d.docker_stdin(
+        &[
+            "run",
+            "-i",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "cat; echo end",
+        ],
+        b"one\ntwo\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\ntwo\nend\n");
+    // A detached TTY container: its monitor is the shim, the pty output lands in the log.
+    let id = d
+        .ok(&[
+            "run",
+            "-dt",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "tty; echo ready; sleep 30",
+        ])
+        .trim()
+        .to_string();
+    d.wait_for_log(&id, "ready");
+    assert!(argv(monitor_pid(&d, &id))[0].ends_with("berth-shim"));
+    let logs = d.ok(&["logs", &id]);
+    assert!(logs.starts_with("/dev/pts/"), "{logs:?}");
+    d.ok(&["rm", "-f", &id]);
+}
+
+#[test]
+fn user_network_container_keeps_the_full_monitor_for_dns() {
+    require!();
+    require_shim!();
+    let d = Daemon::start();
+    d.import_busybox();
+    d.ok(&["network", "create", "shimnet"]);
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "shimnet",
+            "--name",
+            "dnsbox",
+            "busybox",
+            "sleep",
+            "30",
+        ])
+        .trim()
+        .to_string();
+    let mon = monitor_pid(&d, &id);
+    let args = argv(mon);
+    assert!(!args[0].ends_with("berth-shim"), "{args:?}");
+    assert!(args.contains(&"monitor".to_string()));
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "shimnet",
+        "busybox",
+        "nslookup",
+        "dnsbox",
+    ]);
+    assert!(out.contains("Address"), "{out}");
+    d.ok(&["rm", "-f", "dnsbox"]);
+    d.ok(&["network", "rm", "shimnet"]);
+}
