@@ -62,7 +62,8 @@ pub async fn list(State(state): State<AppState>, Query(q): Q) -> Result<Json<Val
     let mut cs: Vec<Container> = state
         .all()
         .into_iter()
-        .filter(|c| all || c.state.running)
+        // docker counts a container waiting for its restart policy as running.
+        .filter(|c| all || c.state.running || c.state.restarting)
         .filter(|c| query::container_matches(c, &filters, &state.images))
         .collect();
     cs.sort_by(|a, b| b.created.cmp(&a.created));
@@ -295,6 +296,10 @@ pub async fn inspect(
         "Config": c.config,
         "NetworkSettings": state.network_settings(&c),
     });
+    if c.state.restarting {
+        // docker's State.Running stays true while a restart policy brings the container back.
+        v["State"]["Running"] = json!(true);
+    }
     if qbool(q.get("size")) {
         let rw = state.rw_size(&c.id);
         v["SizeRw"] = json!(rw);

@@ -152,6 +152,13 @@ fn always_shows_restarting_and_stop_ends_it() {
     wait_inspect(&d, "loop", "{{.State.Restarting}} {{.RestartCount}}", |s| {
         s.starts_with("true ") && s[5..].parse::<i64>().unwrap_or(0) >= 3
     });
+    // Waiting for its restart counts as running, as in docker.
+    wait_inspect(&d, "loop", "{{.State.Status}} {{.State.Running}}", |s| {
+        s == "restarting true"
+    });
+    assert!(d
+        .ok(&["ps", "--filter", "name=loop", "--format", "{{.Names}}"])
+        .contains("loop"));
     let rm = d.docker(&["rm", "loop"]);
     assert!(!rm.status.success());
     d.ok(&["stop", "loop"]);
