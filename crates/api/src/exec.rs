@@ -1,14 +1,17 @@
-//! `/containers/{id}/exec`, `/exec/{id}/start` (hijacked like attach) and `/exec/{id}/json`.
+//! `/containers/{id}/exec`, `/exec/{id}/start` (hijacked like attach: the client's input goes to the process'
+//! stdin, watched for the detach keys with a TTY), `/exec/{id}/resize` and `/exec/{id}/json`.
+
+use std::collections::HashMap;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{parse_json, ApiError};
 use crate::AppState;
@@ -23,11 +26,7 @@ pub async fn create(
     if !cfg.is_object() {
         return Err(ApiError::bad("exec config must be a JSON object"));
     }
-    if cfg["AttachStdin"].as_bool().unwrap_or(false) && cfg["Tty"].as_bool().unwrap_or(false) {
-        return Err(ApiError::bad(
-            "interactive TTY exec is not supported by berthd yet",
-        ));
-    }
+    crate::streams::detach_keys(cfg["DetachKeys"].as_str().map(String::from).as_ref())?;
     let exec_id = state.exec_create(&id, cfg)?;
     Ok((StatusCode::CREATED, Json(json!({"Id": exec_id}))).into_response())
 }
@@ -55,8 +54,8 @@ pub async fn inspect(
         "OpenStdout": r.config["AttachStdout"].as_bool().unwrap_or(false),
         "CanRemove": false,
         "ContainerID": r.container_id,
-        "DetachKeys": "",
-        "Pid": r.pid,
+        "DetachKeys": r.config["DetachKeys"].as_str().unwrap_or(""),
+        "Pid": r.process_pid(),
     })))
 }
 
@@ -90,10 +89,11 @@ pub async fn start(
             message: format!("container {} is not running", c.id),
         });
     }
+    let console_size = opts.get("ConsoleSize").cloned();
     if opts["Detach"].as_bool().unwrap_or(false) {
         let engine = state.clone();
         tokio::spawn(async move {
-            if let Err(e) = engine.exec_start(&id, None).await {
+            if let Err(e) = engine.exec_start(&id, console_size, None, None).await {
                 log::warn!("exec {id}: {e}");
             }
         });
@@ -108,19 +108,45 @@ pub async fn start(
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
     let engine = state.clone();
     let exec_id = id.clone();
-    tokio::spawn(async move {
-        if let Err(e) = engine.exec_start(&exec_id, Some(tx)).await {
-            log::warn!("exec {exec_id}: {e}");
-        }
-    });
     match (wants_upgrade, on_upgrade) {
         (true, Some(on_upgrade)) => {
+            let keys = crate::streams::detach_keys(
+                rec.config["DetachKeys"].as_str().map(String::from).as_ref(),
+            )?;
             tokio::spawn(async move {
                 let Ok(upgraded) = on_upgrade.await else {
                     return;
                 };
-                let mut io = TokioIo::new(upgraded);
-                while let Some(b) = rx.recv().await {
+                let (rd, mut io) = tokio::io::split(TokioIo::new(upgraded));
+                // The process reads a pipe fed from the connection; only a TTY exec watches for detach keys.
+                let (stdin_w, stdin_r) = tokio::io::duplex(64 * 1024);
+                let escape = tty.then(|| berth_engine::tty::EscapeProxy::new(keys));
+                let (detach_tx, mut detached) = oneshot::channel::<()>();
+                tokio::spawn(async move {
+                    if crate::streams::pump_input(rd, stdin_w, escape).await {
+                        let _ = detach_tx.send(());
+                    }
+                });
+                tokio::spawn(async move {
+                    let stdin: Box<dyn tokio::io::AsyncRead + Send + Unpin> = Box::new(stdin_r);
+                    if let Err(e) = engine
+                        .exec_start(&exec_id, console_size, Some(tx), Some(stdin))
+                        .await
+                    {
+                        log::warn!("exec {exec_id}: {e}");
+                    }
+                });
+                let mut input_over = false;
+                loop {
+                    let b = tokio::select! {
+                        b = rx.recv() => b,
+                        r = &mut detached, if !input_over => {
+                            input_over = true;
+                            // Detached: end the session, the process keeps running.
+                            if r.is_ok() { None } else { continue }
+                        }
+                    };
+                    let Some(b) = b else { break };
                     if io.write_all(&b).await.is_err() {
                         return;
                     }
@@ -137,6 +163,14 @@ pub async fn start(
                 .map_err(ApiError::internal)
         }
         _ => {
+            tokio::spawn(async move {
+                if let Err(e) = engine
+                    .exec_start(&exec_id, console_size, Some(tx), None)
+                    .await
+                {
+                    log::warn!("exec {exec_id}: {e}");
+                }
+            });
             let stream = futures_util::stream::unfold(rx, |mut rx| async move {
                 rx.recv()
                     .await
@@ -145,4 +179,19 @@ pub async fn start(
             Ok(([(header::CONTENT_TYPE, ct)], Body::from_stream(stream)).into_response())
         }
     }
+}
+
+/// `POST /exec/{id}/resize?h=&w=`: sets a TTY exec's window size.
+pub async fn resize(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<StatusCode, ApiError> {
+    let dim = |k: &str| -> Result<u16, ApiError> {
+        let v = q.get(k).map(String::as_str).unwrap_or("0");
+        v.parse::<u16>()
+            .map_err(|_| ApiError::bad(format!("invalid value for {k}: {v}")))
+    };
+    state.exec_resize(&id, dim("h")?, dim("w")?)?;
+    Ok(StatusCode::OK)
 }

@@ -1,7 +1,8 @@
 //! Output streams: `GET /containers/{id}/logs` and the hijacked `POST /containers/{id}/attach`.
 //!
 //! Both read the container's json-file log: attach follows it from where it ends at attach time, until the run
-//! that was (or is about to be) started ends. That is enough for non-TTY output; stdin is not forwarded yet.
+//! that was (or is about to be) started ends. Stdin goes to the monitor's fifo; with a TTY the input is watched
+//! for the detach keys (`detachKeys`, default ctrl-p ctrl-q), which end the attach and leave the container running.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -16,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use berth_engine::logs::{self, Entry};
 use berth_engine::Engine;
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
 use crate::{qbool, AppState};
@@ -207,17 +208,52 @@ pub async fn logs(
     Ok(([(header::CONTENT_TYPE, ct)], body_from(rx)).into_response())
 }
 
+/// Copies the client's input to `to`, through `escape` when given (a TTY attach); returns true when the client
+/// typed the detach keys, false at its EOF or on an error.
+pub(crate) async fn pump_input(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    mut escape: Option<berth_engine::tty::EscapeProxy>,
+) -> bool {
+    let mut buf = vec![0u8; 8192];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        let (data, detached) = match escape.as_mut() {
+            Some(e) => e.feed(&buf[..n]),
+            None => (buf[..n].to_vec(), false),
+        };
+        if !data.is_empty() && (to.write_all(&data).await.is_err() || to.flush().await.is_err()) {
+            return false;
+        }
+        if detached {
+            return true;
+        }
+    }
+}
+
+/// The detach keys of an attach request (`detachKeys`), or docker's 400 for a bad spec.
+pub(crate) fn detach_keys(spec: Option<&String>) -> Result<Vec<u8>, ApiError> {
+    berth_engine::tty::parse_detach_keys(spec.map(String::as_str).unwrap_or(""))
+        .map_err(|e| ApiError::bad(e.to_string()))
+}
+
 /// Copies what the client sends into the container's stdin fifo (the monitor feeds it to the container). The
-/// fifo exists once the monitor runs, so opening is retried until then, or until that run is over.
+/// fifo exists once the monitor runs, so opening is retried until then, or until that run is over. A detach
+/// (with a TTY) is reported on `detached`.
 async fn feed_stdin(
     engine: Arc<Engine>,
     id: String,
     base_exits: u64,
     fifo: PathBuf,
-    mut rd: impl tokio::io::AsyncRead + Unpin,
+    rd: impl tokio::io::AsyncRead + Unpin,
+    escape: Option<berth_engine::tty::EscapeProxy>,
+    detached: oneshot::Sender<()>,
 ) {
     let mut rx = engine.subscribe();
-    let mut sender = loop {
+    let sender = loop {
         match tokio::net::unix::pipe::OpenOptions::new().open_sender(&fifo) {
             Ok(s) => break s,
             Err(_) => {
@@ -233,7 +269,9 @@ async fn feed_stdin(
         }
     };
     // EOF from the client (its half-close) drops the sender, which the monitor sees as end of input.
-    let _ = tokio::io::copy(&mut rd, &mut sender).await;
+    if pump_input(rd, sender, escape).await {
+        let _ = detached.send(());
+    }
 }
 
 /// `POST /containers/{id}/attach?stream=1&stdout=1&stderr=1`: upgrades the connection (`Upgrade: tcp`) and
@@ -246,6 +284,7 @@ pub async fn attach(
 ) -> Result<Response, ApiError> {
     let c = state.get(&id)?;
     let tty = c.config["Tty"].as_bool().unwrap_or(false);
+    let keys = detach_keys(q.get("detachKeys"))?;
     let fmt = Fmt {
         stdout: qbool(q.get("stdout")),
         stderr: qbool(q.get("stderr")),
@@ -288,10 +327,23 @@ pub async fn attach(
                     return;
                 };
                 let (rd, mut io) = tokio::io::split(TokioIo::new(upgraded));
+                let (detach_tx, mut detached) = oneshot::channel();
                 if let Some(fifo) = stdin_fifo {
-                    tokio::spawn(feed_stdin(engine, cid, exits, fifo, rd));
+                    // Like dockerd, only a TTY attach watches for the detach keys.
+                    let escape = tty.then(|| berth_engine::tty::EscapeProxy::new(keys));
+                    tokio::spawn(feed_stdin(engine, cid, exits, fifo, rd, escape, detach_tx));
                 }
-                while let Some(b) = rx.recv().await {
+                let mut input_over = false;
+                loop {
+                    let b = tokio::select! {
+                        b = rx.recv() => b,
+                        r = &mut detached, if !input_over => {
+                            input_over = true;
+                            // Detached: end the attach now, the container keeps running.
+                            if r.is_ok() { None } else { continue }
+                        }
+                    };
+                    let Some(b) = b else { break };
                     if io.write_all(&b).await.is_err() {
                         return;
                     }

@@ -8,6 +8,11 @@
 //! Exec records (and the events stream) live in berthd's memory only, as in dockerd: after a berthd restart
 //! `GET /exec/{id}/json` of an earlier exec is a 404 ("No such exec instance") in both. An exec's process is
 //! a child of its helper, which berthd reads through pipes; nothing about it needs to outlive berthd.
+//!
+//! `-i` feeds the client's input into the helper's stdin pipe. With `-t` the process gets a pty of its own (made
+//! inside the container by the runtime) whose master the helper proxies to its stdio; the process' pid goes to
+//! `exec-ID.pid` next to the process file, so `POST /exec/{id}/resize` can reach the terminal and inspect can
+//! report the pid.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,7 +20,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::engine::{Engine, EngineError};
@@ -47,6 +52,20 @@ pub struct ExecRecord {
     pub exit_code: Option<i32>,
     /// Helper pid while running.
     pub pid: i32,
+    /// The process file while running (its pid is in the same path with a `.pid` extension).
+    pub process_file: Option<PathBuf>,
+}
+
+impl ExecRecord {
+    /// The pid of the exec'd process while it runs (docker's `Pid`), 0 when unknown.
+    pub fn process_pid(&self) -> i32 {
+        self.process_file
+            .as_ref()
+            .filter(|_| self.running)
+            .and_then(|f| std::fs::read_to_string(f.with_extension("pid")).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
 }
 
 /// The exec table.
@@ -65,11 +84,14 @@ pub(crate) fn helper_main(o: &Opts) -> i32 {
             return 126;
         }
     };
+    let pid_file = file.with_extension("pid");
     if !builtin(o) {
         let st = runtime_cmd(o)
             .arg("exec")
             .arg("--process")
             .arg(&file)
+            .arg("--pid-file")
+            .arg(&pid_file)
             .arg(&o.id)
             .status();
         return match st {
@@ -86,11 +108,22 @@ pub(crate) fn helper_main(o: &Opts) -> i32 {
     let opts = berth_runtime::ExecOptions {
         process,
         console_socket: None,
-        pid_file: None,
+        pid_file: Some(pid_file),
         preserve_fds: 0,
     };
+    // Blocked before the process exists, so no signal for it is lost; the helper forwards them (berthd's kill of
+    // the helper reaches the process) and, with a TTY, proxies the pty master to its stdio.
+    if let Err(e) = berth_runtime::terminal::block_signals() {
+        eprintln!("OCI runtime exec failed: {e}");
+        return 126;
+    }
     match berth_runtime::exec(&runtime_root(o), &o.id, &opts) {
-        Ok(h) => wait_for(h.pid, true).unwrap_or(255),
+        Ok(h) => {
+            berth_runtime::terminal::forward_and_wait(h.pid, h.pty_master).unwrap_or_else(|e| {
+                eprintln!("exec: {e}");
+                wait_for(h.pid, true).unwrap_or(255)
+            })
+        }
         Err(e) => {
             let msg = e.to_string();
             eprintln!("OCI runtime exec failed: {msg}");
@@ -128,6 +161,7 @@ impl Engine {
             running: false,
             exit_code: None,
             pid: 0,
+            process_file: None,
         };
         let cmd = rec.config["Cmd"]
             .as_array()
@@ -172,7 +206,18 @@ impl Engine {
                 .map_err(|e| EngineError::Internal(e.to_string()))?;
         let mut p = spec["process"].clone();
         p["args"] = cfg["Cmd"].clone();
-        p["terminal"] = json!(false);
+        let tty = cfg["Tty"].as_bool().unwrap_or(false);
+        p["terminal"] = json!(tty);
+        // docker sends the client's window as ConsoleSize [height, width], so the first prompt fits.
+        let size = |i: usize| cfg["ConsoleSize"][i].as_u64().filter(|n| *n > 0);
+        match (tty, size(0), size(1)) {
+            (true, Some(h), Some(w)) => p["consoleSize"] = json!({"height": h, "width": w}),
+            _ => {
+                if let Some(o) = p.as_object_mut() {
+                    o.remove("consoleSize");
+                }
+            }
+        }
         let mut env: Vec<String> = p["env"]
             .as_array()
             .into_iter()
@@ -208,12 +253,18 @@ impl Engine {
     }
 
     /// `POST /exec/{id}/start`: runs the exec, sending docker's multiplexed frames (or raw bytes for a TTY
-    /// exec) to `out`, and records the exit code before returning.
+    /// exec) to `out`, feeding `stdin` (when the exec attaches stdin) to the process, and records the exit code
+    /// before returning. `console_size` (`[h, w]` from the start request) overrides the create-time size.
     pub async fn exec_start(
         self: &Arc<Self>,
         id: &str,
+        console_size: Option<Value>,
         out: Option<mpsc::Sender<Vec<u8>>>,
+        stdin: Option<Box<dyn AsyncRead + Send + Unpin>>,
     ) -> Result<(), EngineError> {
+        if let Some(size) = console_size.filter(|v| v.is_array()) {
+            self.exec_update(id, |r| r.config["ConsoleSize"] = size);
+        }
         let rec = self.exec_inspect(id)?;
         if rec.started {
             return Err(EngineError::Conflict(format!(
@@ -231,6 +282,7 @@ impl Engine {
         let file = Container::dir(&self.cfg.data_root, &c.id).join(format!("exec-{id}.json"));
         write_json(&file, &process).map_err(|e| EngineError::Internal(e.to_string()))?;
         let tty = rec.config["Tty"].as_bool().unwrap_or(false);
+        let stdin = stdin.filter(|_| rec.config["AttachStdin"].as_bool().unwrap_or(false));
         let mut child = tokio::process::Command::new(&self.cfg.berth_binary)
             .arg("monitor")
             .arg("--data-root")
@@ -243,11 +295,22 @@ impl Engine {
             .arg(&self.cfg.runtime)
             .arg("--exec")
             .arg(&file)
-            .stdin(Stdio::null())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| EngineError::Internal(format!("starting exec helper: {e}")))?;
+        if let (Some(mut from), Some(mut to)) = (stdin, child.stdin.take()) {
+            // The client's EOF (or detach) closes the process' stdin.
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut from, &mut to).await;
+                let _ = to.shutdown().await;
+            });
+        }
         let pid = child.id().unwrap_or(0) as i32;
         let cmd = rec.config["Cmd"]
             .as_array()
@@ -261,6 +324,7 @@ impl Engine {
             r.started = true;
             r.running = true;
             r.pid = pid;
+            r.process_file = Some(file.clone());
         });
         let mut stdout = child.stdout.take();
         let mut stderr = child.stderr.take();
@@ -303,10 +367,12 @@ impl Engine {
             Err(_) => 255,
         };
         let _ = std::fs::remove_file(&file);
+        let _ = std::fs::remove_file(file.with_extension("pid"));
         self.exec_update(id, |r| {
             r.running = false;
             r.exit_code = Some(code);
             r.pid = 0;
+            r.process_file = None;
         });
         self.container_event(
             &c,
@@ -314,5 +380,27 @@ impl Engine {
             json!({"execID": id, "exitCode": code.to_string()}),
         );
         Ok(())
+    }
+}
+
+impl Engine {
+    /// `POST /exec/{id}/resize`: sets a TTY exec's window size (a no-op for an exec without a TTY).
+    pub fn exec_resize(&self, id: &str, height: u16, width: u16) -> Result<(), EngineError> {
+        let rec = self.exec_inspect(id)?;
+        if !rec.running {
+            return Err(EngineError::Conflict(format!("exec {id} is not running")));
+        }
+        if !rec.config["Tty"].as_bool().unwrap_or(false) {
+            return Ok(());
+        }
+        let pid = rec.process_pid();
+        if pid <= 0 {
+            // Started but the runtime has not written the pid yet: docker's CLI retries a failed first resize.
+            return Err(EngineError::Conflict(format!(
+                "exec {id} has no process yet"
+            )));
+        }
+        crate::tty::resize_process_tty(pid, height, width)
+            .map_err(|e| EngineError::Conflict(e.to_string()))
     }
 }

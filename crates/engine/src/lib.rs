@@ -12,6 +12,7 @@
 //! - [`exec`]: `docker exec` through a helper process.
 //! - [`build`]: the classic builder's backend (RUN in step containers, COPY/ADD layers, the build cache).
 //! - [`init`]: `--init`, the embedded docker-init.
+//! - [`tty`]: detach keys and terminal resizes.
 //! - [`engine`]: the daemon side: create/start/stop/wait/remove/list, exit tracking, recovery after restart.
 
 pub mod build;
@@ -28,5 +29,6 @@ pub mod net;
 pub mod query;
 pub mod record;
 pub mod spec;
+pub mod tty;
 
 pub use engine::{Engine, EngineConfig, EngineError};

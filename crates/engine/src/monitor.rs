@@ -440,7 +440,9 @@ fn run(o: &Opts, sync: &mut Option<File>) -> Result<(), MonitorError> {
             fifo: open_fifo(&fifo)?,
             path: fifo,
             to_container: Some(w),
-            once: c.config["StdinOnce"].as_bool().unwrap_or(false),
+            // Like dockerd, a TTY container's stdin survives its clients (detach, then attach again).
+            once: c.config["StdinOnce"].as_bool().unwrap_or(false)
+                && !c.config["Tty"].as_bool().unwrap_or(false),
         });
     }
     // Stale runtime state from a crashed earlier run would make create fail with "already exists".

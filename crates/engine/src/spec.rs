@@ -34,12 +34,39 @@ pub fn capabilities(hc: &Value) -> Result<Vec<String>, SpecError> {
             .unwrap_or_default()
     };
     let privileged = hc["Privileged"].as_bool().unwrap_or(false);
-    berth_runtime::security::defaults::docker_tweak_capabilities(
+    let caps = berth_runtime::security::defaults::docker_tweak_capabilities(
         &list("CapAdd"),
         &list("CapDrop"),
         privileged,
     )
-    .map_err(|e| SpecError::Invalid(format!("invalid capability: {e}")))
+    .map_err(|e| SpecError::Invalid(format!("invalid capability: {e}")))?;
+    Ok(if privileged {
+        in_bounding_set(caps)
+    } else {
+        caps
+    })
+}
+
+/// `--privileged` means every capability berthd itself may hold: one missing from our bounding set (as on
+/// hosts that drop CAP_SYS_RESOURCE) could never be granted, and asking for it makes capset fail.
+fn in_bounding_set(caps: Vec<String>) -> Vec<String> {
+    use berth_runtime::security::capabilities::{number, parse};
+    caps.into_iter()
+        .filter(|c| {
+            parse(c).is_ok_and(|cap| {
+                // SAFETY: PR_CAPBSET_READ only reads this thread's bounding set; no pointers are passed.
+                unsafe {
+                    libc::prctl(
+                        libc::PR_CAPBSET_READ,
+                        libc::c_ulong::from(number(cap)),
+                        0,
+                        0,
+                        0,
+                    ) == 1
+                }
+            })
+        })
+        .collect()
 }
 
 /// Resolves docker's `User` (`name|uid[:group|gid]`) against the rootfs' /etc/passwd and /etc/group, through

@@ -83,14 +83,25 @@ pub fn exec(args: &[String], g: &Globals) -> CmdResult {
         "berth exec [OPTIONS] CONTAINER COMMAND [ARG...]",
         args,
     )?;
-    let body = exec_body(&o)?;
+    let mut body = exec_body(&o)?;
     let mut client = g.client()?;
+    if !o.detach {
+        super::run::check_tty(o.interactive, o.tty)?;
+    }
+    if o.tty {
+        if let Some((h, w)) = super::run::terminal_size() {
+            body["ConsoleSize"] = json!([h, w]);
+        }
+    }
     let created = client.post_json(
         &format!("/containers/{}/exec", encode(&o.args[0])),
         Some(&body),
     )?;
     let id = created["Id"].as_str().unwrap_or("").to_string();
-    let start = json!({"Detach": o.detach, "Tty": o.tty});
+    let mut start = json!({"Detach": o.detach, "Tty": o.tty});
+    if let Some(size) = body.get("ConsoleSize") {
+        start["ConsoleSize"] = size.clone();
+    }
     if o.detach {
         client.request(
             "POST",
@@ -102,9 +113,21 @@ pub fn exec(args: &[String], g: &Globals) -> CmdResult {
     }
     let (reader, writer) = client.hijack(&format!("/exec/{}/start", encode(&id)), Some(&start))?;
     let stdin = o.interactive;
+    let base = format!("/exec/{}", encode(&id));
+    if o.tty && std::io::stdout().is_terminal() {
+        // Window changes become /exec/ID/resize calls (no signals are proxied for exec, as with docker).
+        super::run::spawn_signal_proxy(&client, &base, true, false);
+        super::run::resize(&mut client, &base);
+    }
     let _raw =
         (o.tty && stdin && std::io::stdin().is_terminal()).then(super::run::RawTerminal::enable);
-    super::run::stream(reader, writer, o.tty, stdin)?;
+    if super::run::stream(reader, writer, o.tty, stdin, o.detach_keys.as_deref())? {
+        drop(_raw);
+        return Err(CliError::Exit {
+            code: 1,
+            msg: Some("read escape sequence".into()),
+        });
+    }
     let info = client.get_json(&format!("/exec/{}/json", encode(&id)))?;
     Ok(info["ExitCode"].as_i64().unwrap_or(0) as i32)
 }

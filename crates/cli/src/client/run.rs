@@ -137,7 +137,19 @@ impl Drop for RawTerminal {
     }
 }
 
-fn terminal_size() -> Option<(u16, u16)> {
+/// docker's `CheckTty`: a TTY with stdin attached needs a terminal on our stdin.
+pub(super) fn check_tty(stdin: bool, tty: bool) -> Result<(), CliError> {
+    if tty && stdin && !std::io::stdin().is_terminal() {
+        return Err(CliError::Exit {
+            code: 1,
+            msg: Some("the input device is not a TTY".into()),
+        });
+    }
+    Ok(())
+}
+
+/// Our terminal's (rows, columns), from stdout.
+pub(super) fn terminal_size() -> Option<(u16, u16)> {
     let mut ws = libc::winsize {
         ws_row: 0,
         ws_col: 0,
@@ -149,26 +161,47 @@ fn terminal_size() -> Option<(u16, u16)> {
     (r == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
 }
 
-/// Streams an attached container: copies stdin in a thread (if asked), output here until the daemon closes.
+/// Streams an attached container or exec: copies stdin in a thread (if asked), output here until the daemon
+/// closes. With a TTY, typing the detach keys (`detach_keys`, default ctrl-p ctrl-q) ends the session like
+/// docker's escape proxy: the keys are not sent, and the result is `true` (detached).
 pub fn stream(
     mut reader: impl Read,
     writer: UnixStream,
     tty: bool,
     stdin: bool,
-) -> Result<(), CliError> {
+    detach_keys: Option<&str>,
+) -> Result<bool, CliError> {
+    let detached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     if stdin {
         let mut w = writer;
+        // An invalid spec was already refused by the daemon; docker falls back to the default here too.
+        let mut escape = tty.then(|| {
+            berth_engine::tty::EscapeProxy::new(
+                berth_engine::tty::parse_detach_keys(detach_keys.unwrap_or(""))
+                    .unwrap_or_else(|_| berth_engine::tty::DEFAULT_DETACH_KEYS.to_vec()),
+            )
+        });
+        let flag = detached.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             let mut input = std::io::stdin();
             loop {
-                match input.read(&mut buf) {
+                let n = match input.read(&mut buf) {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if w.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
+                    Ok(n) => n,
+                };
+                let (data, detach) = match escape.as_mut() {
+                    Some(e) => e.feed(&buf[..n]),
+                    None => (buf[..n].to_vec(), false),
+                };
+                if w.write_all(&data).is_err() {
+                    break;
+                }
+                if detach {
+                    // Closing both directions ends the output copy in the main thread too.
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = w.shutdown(std::net::Shutdown::Both);
+                    return;
                 }
             }
             // EOF on our stdin closes the container's stdin.
@@ -180,28 +213,32 @@ pub fn stream(
     } else {
         demux(&mut reader)
     };
+    if detached.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(true);
+    }
     match r {
         // Our reader went away (`berth run ... | head`): stop here like a killed pipeline would, rather than
         // wait for a container that may never stop writing.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             Err(CliError::Exit { code: 0, msg: None })
         }
-        r => Ok(r?),
+        r => Ok(r.map(|_| false)?),
     }
 }
 
-/// Tells the daemon our terminal size (for `-t`).
-fn resize(client: &mut Client, id: &str) {
+/// Tells the daemon our terminal size (for `-t`); `base` is `/containers/ID` or `/exec/ID`.
+pub(super) fn resize(client: &mut Client, base: &str) {
     if let Some((h, w)) = terminal_size() {
         let q = [("h", h.to_string()), ("w", w.to_string())];
-        let path = with_query(&format!("/containers/{}/resize", encode(id)), &q);
+        let path = with_query(&format!("{base}/resize"), &q);
         let _ = client.request("POST", &path, &[], Body::None);
     }
 }
 
 /// docker's `--sig-proxy`: signals we receive go to the container (`POST /kill`), and with a TTY, window
-/// size changes become `resize` calls. A dedicated thread `sigwait`s for them.
-fn spawn_signal_proxy(client: &Client, id: &str, tty: bool, proxy: bool) {
+/// size changes become `resize` calls on `base` (`/containers/ID` or `/exec/ID`). A dedicated thread
+/// `sigwait`s for them.
+pub(super) fn spawn_signal_proxy(client: &Client, base: &str, tty: bool, proxy: bool) {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
     if proxy && !tty {
@@ -223,15 +260,15 @@ fn spawn_signal_proxy(client: &Client, id: &str, tty: bool, proxy: bool) {
         return;
     }
     let mut client = client.clone();
-    let id = id.to_string();
+    let base = base.to_string();
     std::thread::spawn(move || {
         while let Ok(sig) = set.wait() {
             if sig == Signal::SIGWINCH {
-                resize(&mut client, &id);
+                resize(&mut client, &base);
                 continue;
             }
             let q = [("signal", sig.as_str().to_string())];
-            let path = with_query(&format!("/containers/{}/kill", encode(&id)), &q);
+            let path = with_query(&format!("{base}/kill"), &q);
             let _ = client.request("POST", &path, &[], Body::None);
         }
     });
@@ -250,10 +287,19 @@ pub struct Attach<'a> {
     pub detach_keys: Option<&'a str>,
 }
 
-fn attach_start_wait(client: &mut Client, a: &Attach<'_>) -> Result<i32, CliError> {
+/// How an attached session ended.
+pub enum Ended {
+    /// The container exited with this status.
+    Exited(i32),
+    /// The user typed the detach keys; the container still runs.
+    Detached,
+}
+
+fn attach_start_wait(client: &mut Client, a: &Attach<'_>) -> Result<Ended, CliError> {
     let (id, tty, stdin, condition, start) = (a.id, a.tty, a.stdin, a.condition, a.start);
+    let base = format!("/containers/{}", encode(id));
     // Before any thread starts, so every thread inherits the blocked mask and only the proxy sees signals.
-    spawn_signal_proxy(client, id, tty, a.sig_proxy);
+    spawn_signal_proxy(client, &base, tty, a.sig_proxy);
     let mut q = vec![
         ("stream", "1".to_string()),
         ("stdout", "1".to_string()),
@@ -296,9 +342,11 @@ fn attach_start_wait(client: &mut Client, a: &Attach<'_>) -> Result<i32, CliErro
     }
     let _raw = (tty && stdin && std::io::stdin().is_terminal()).then(RawTerminal::enable);
     if tty {
-        resize(client, id);
+        resize(client, &base);
     }
-    stream(reader, writer, tty, stdin)?;
+    if stream(reader, writer, tty, stdin, a.detach_keys)? {
+        return Ok(Ended::Detached);
+    }
     let result = waiter
         .join()
         .map_err(|_| CliError::Msg("wait thread panicked".into()))??;
@@ -311,7 +359,20 @@ fn attach_start_wait(client: &mut Client, a: &Attach<'_>) -> Result<i32, CliErro
             msg: Some(format!("berth: Error response from daemon: {msg}")),
         });
     }
-    Ok(result["StatusCode"].as_i64().unwrap_or(0) as i32)
+    Ok(Ended::Exited(
+        result["StatusCode"].as_i64().unwrap_or(0) as i32
+    ))
+}
+
+/// `attach`, `start -a`: a detach is docker's "read escape sequence" error.
+fn exit_status(e: Ended) -> CmdResult {
+    match e {
+        Ended::Exited(code) => Ok(code),
+        Ended::Detached => Err(CliError::Exit {
+            code: 1,
+            msg: Some("read escape sequence".into()),
+        }),
+    }
 }
 
 /// `berth start -a [-i] CONTAINER`.
@@ -325,6 +386,7 @@ pub fn start_attached(
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let stdin = interactive && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
     let id = info["Id"].as_str().unwrap_or(name).to_string();
+    check_tty(stdin, tty)?;
     let a = Attach {
         id: &id,
         tty,
@@ -334,13 +396,16 @@ pub fn start_attached(
         sig_proxy: true,
         detach_keys,
     };
-    attach_start_wait(client, &a)
+    exit_status(attach_start_wait(client, &a)?)
 }
 
 /// `berth run`.
 pub fn run(args: &[String], g: &Globals) -> CmdResult {
     let o =
         parse::<RunOpts>("run", "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]", args)?.split_args();
+    if !o.detach {
+        check_tty(o.interactive, o.tty)?;
+    }
     let mut client = g.client().map_err(as_run_error)?;
     let id = create_container(&mut client, g, &o).map_err(as_run_error)?;
     if o.detach {
@@ -367,7 +432,11 @@ pub fn run(args: &[String], g: &Globals) -> CmdResult {
         sig_proxy: o.sig_proxy,
         detach_keys: o.detach_keys.as_deref(),
     };
-    attach_start_wait(&mut client, &a).map_err(as_run_error)
+    // A detach from `run` is quiet and successful, as with docker.
+    match attach_start_wait(&mut client, &a).map_err(as_run_error)? {
+        Ended::Exited(code) => Ok(code),
+        Ended::Detached => Ok(0),
+    }
 }
 
 #[cfg(test)]
@@ -416,14 +485,16 @@ pub fn attach(args: &[String], g: &Globals) -> CmdResult {
         ));
     }
     let id = info["Id"].as_str().unwrap_or(&o.container).to_string();
+    let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
+    check_tty(!o.no_stdin, tty)?;
     let a = Attach {
         id: &id,
-        tty: info["Config"]["Tty"].as_bool().unwrap_or(false),
+        tty,
         stdin: !o.no_stdin && info["Config"]["OpenStdin"].as_bool().unwrap_or(false),
         condition: "",
         start: false,
         sig_proxy: o.sig_proxy,
         detach_keys: o.detach_keys.as_deref(),
     };
-    attach_start_wait(&mut client, &a)
+    exit_status(attach_start_wait(&mut client, &a)?)
 }
