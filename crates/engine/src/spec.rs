@@ -270,7 +270,7 @@ pub fn build(input: &SpecInput<'_>, config: &Value, hc: &Value) -> Result<Value,
         linux["maskedPaths"] = json!(berth_runtime::security::defaults::docker_masked_paths());
         linux["readonlyPaths"] = json!(berth_runtime::security::defaults::docker_readonly_paths());
     }
-    Ok(json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": tty,
@@ -286,7 +286,13 @@ pub fn build(input: &SpecInput<'_>, config: &Value, hc: &Value) -> Result<Value,
         "hostname": input.hostname,
         "mounts": mounts,
         "linux": linux,
-    }))
+    });
+    // docker's ConsoleSize [height, width]: the terminal starts at the client's size, before any resize.
+    let dim = |k: usize| hc["ConsoleSize"][k].as_u64().filter(|n| *n > 0);
+    if let (true, Some(h), Some(w)) = (tty, dim(0), dim(1)) {
+        spec["process"]["consoleSize"] = json!({"height": h, "width": w});
+    }
+    Ok(spec)
 }
 
 #[cfg(test)]

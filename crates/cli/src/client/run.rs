@@ -13,7 +13,13 @@ use super::{image, parse, CliError, CmdResult, Globals};
 
 /// Creates the container, pulling the image when it is missing (`--pull missing`) or always.
 fn create_container(client: &mut Client, g: &Globals, o: &RunOpts) -> Result<String, CliError> {
-    let body = create_body(o)?;
+    let mut body = create_body(o)?;
+    if o.tty {
+        // Like docker: the terminal starts at our size, so the first prompt fits before any resize.
+        if let Some((h, w)) = terminal_size() {
+            body["HostConfig"]["ConsoleSize"] = serde_json::json!([h, w]);
+        }
+    }
     let mut q = Vec::new();
     if let Some(n) = &o.name {
         q.push(("name", n.clone()));
