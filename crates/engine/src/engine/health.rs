@@ -288,7 +288,11 @@ impl Engine {
             out.truncate(MAX_OUTPUT);
             String::from_utf8_lossy(&out).into_owned()
         });
-        let run = tokio::time::timeout(check.timeout, self.exec_start(&exec_id, Some(tx))).await;
+        let run = tokio::time::timeout(
+            check.timeout,
+            self.exec_start(&exec_id, None, Some(tx), None),
+        )
+        .await;
         let entry = match run {
             Ok(Ok(())) => {
                 let output = collect.await.unwrap_or_default();
