@@ -17,6 +17,10 @@ pub struct StoreOptions {
     pub max_layer_size: u64,
     /// Parallel layer downloads.
     pub max_concurrent_downloads: usize,
+    /// Parallel layer uploads (dockerd's `--max-concurrent-uploads`, default 5).
+    pub max_concurrent_uploads: usize,
+    /// `certs.d` directories holding per-registry CAs and client certificates.
+    pub certs_dirs: Vec<PathBuf>,
 }
 
 impl Default for StoreOptions {
@@ -25,6 +29,8 @@ impl Default for StoreOptions {
             insecure_registries: Vec::new(),
             max_layer_size: crate::layer::DEFAULT_MAX_LAYER_SIZE,
             max_concurrent_downloads: 3,
+            max_concurrent_uploads: 5,
+            certs_dirs: crate::registry::tls::default_certs_dirs(),
         }
     }
 }

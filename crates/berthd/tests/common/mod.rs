@@ -138,6 +138,9 @@ pub struct Daemon {
     pub exec: PathBuf,
     pub sock: PathBuf,
     pub docker_config: PathBuf,
+    /// More berthd arguments and environment for the next [`Daemon::spawn`] (e.g. `--insecure-registry`).
+    pub extra_args: Vec<String>,
+    pub extra_env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -159,6 +162,8 @@ impl Daemon {
             exec,
             sock,
             docker_config,
+            extra_args: Vec::new(),
+            extra_env: Vec::new(),
             child: None,
         };
         d.spawn();
@@ -195,6 +200,8 @@ impl Daemon {
                     .map(|r| vec!["--runtime".to_string(), r])
                     .unwrap_or_default(),
             )
+            .args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -508,20 +515,34 @@ pub struct Registry {
 
 impl Registry {
     pub fn start() -> Self {
+        Self::start_on("127.0.0.1", None)
+    }
+
+    /// A registry on `ip` (an address of this host), serving TLS with `(certificate, key)` when given.
+    pub fn start_on(ip: &str, tls: Option<(&Path, &Path)>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("berthd-registry-")
             .tempdir_in("/tmp")
             .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
+        let port = std::net::TcpListener::bind((ip, 0))
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        let tls = tls
+            .map(|(c, k)| {
+                format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    c.display(),
+                    k.display()
+                )
+            })
+            .unwrap_or_default();
         let cfg = dir.path().join("config.yml");
         std::fs::write(
             &cfg,
             format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {ip}:{port}\n{tls}",
                 dir.path().join("data").display()
             ),
         )
@@ -539,7 +560,7 @@ impl Registry {
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect((ip, port)).is_err() {
             assert!(Instant::now() < deadline, "registry did not come up");
             std::thread::sleep(Duration::from_millis(50));
         }

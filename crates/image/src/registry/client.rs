@@ -1,5 +1,6 @@
-//! HTTP plumbing for one registry: endpoint choice (HTTPS, or HTTP for loopback and insecure registries),
-//! auth challenges, retries with back-off, and the distribution-spec calls.
+//! HTTP plumbing for one registry: endpoint choice (HTTPS; for loopback and insecure registries docker's
+//! order: HTTPS without certificate verification, then plain HTTP), auth challenges, retries with back-off,
+//! and the distribution-spec calls.
 
 use super::RegistryError;
 use crate::manifest::MANIFEST_ACCEPT;
@@ -24,8 +25,9 @@ pub fn endpoint_host(domain: &str) -> String {
     }
 }
 
-/// Whether to speak plain HTTP to `domain`: loopback addresses, `localhost`, and `--insecure-registry`
-/// entries (host, host:port or CIDR).
+/// Whether `domain` is an insecure registry (unverified HTTPS, then plain HTTP): loopback addresses,
+/// `localhost`, and `--insecure-registry` entries (host, host:port or CIDR). As in dockerd, a host name is
+/// matched against the CIDRs by the addresses it resolves to.
 pub fn is_insecure(domain: &str, insecure: &[String]) -> bool {
     let host = host_part(domain);
     if host == "localhost" || host.ends_with(".localhost") {
@@ -39,15 +41,26 @@ pub fn is_insecure(domain: &str, insecure: &[String]) -> bool {
     if ip.is_some_and(|i| i.is_loopback()) {
         return true;
     }
-    insecure.iter().any(|e| {
-        if e == domain || e == host {
-            return true;
+    if insecure.iter().any(|e| e == domain || e == host) {
+        return true;
+    }
+    let cidrs: Vec<(&str, &str)> = insecure.iter().filter_map(|e| e.split_once('/')).collect();
+    if cidrs.is_empty() {
+        return false;
+    }
+    let addrs: Vec<IpAddr> = match ip {
+        Some(ip) => vec![ip],
+        None => {
+            use std::net::ToSocketAddrs;
+            (host, 0)
+                .to_socket_addrs()
+                .map(|a| a.map(|s| s.ip()).collect())
+                .unwrap_or_default()
         }
-        match (e.split_once('/'), ip) {
-            (Some((net, bits)), Some(ip)) => cidr_contains(net, bits, ip),
-            _ => false,
-        }
-    })
+    };
+    addrs
+        .iter()
+        .any(|a| a.is_loopback() || cidrs.iter().any(|(net, bits)| cidr_contains(net, bits, *a)))
 }
 
 fn host_part(domain: &str) -> &str {
@@ -214,17 +227,23 @@ impl Client {
         opts: &StoreOptions,
         auth: Option<&AuthConfig>,
     ) -> Result<Self, RegistryError> {
-        let scheme = if is_insecure(domain, &opts.insecure_registries) {
-            "http"
-        } else {
-            "https"
+        let insecure = is_insecure(domain, &opts.insecure_registries);
+        let tls = super::tls::client_config(domain, &opts.certs_dirs, !insecure)?;
+        let builder = || {
+            ureq::AgentBuilder::new()
+                .tls_config(tls.clone())
+                .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
         };
-        let agent = ureq::AgentBuilder::new()
+        let agent = builder()
             .timeout_connect(Duration::from_secs(15))
             .timeout_read(Duration::from_secs(120))
             .timeout_write(Duration::from_secs(120))
-            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .build();
+        let scheme = if insecure {
+            probe_https(builder(), &endpoint_host(domain))
+        } else {
+            "https"
+        };
         let auth = auth.cloned().filter(|a| {
             !a.username.is_empty() || a.registry_token.is_some() || a.identity_token.is_some()
         });
@@ -669,6 +688,23 @@ impl Client {
             &[],
         )?;
         Ok(r.header("docker-content-digest").map(str::to_string))
+    }
+}
+
+/// Docker's endpoint order for an insecure registry: HTTPS (certificate not verified) when the registry
+/// answers it at all, any HTTP status included, else plain HTTP. Short timeouts: a registry that does not
+/// speak TLS fails the handshake at once, and an unreachable one fails the same way over HTTP afterwards.
+fn probe_https(b: ureq::AgentBuilder, host: &str) -> &'static str {
+    let agent = b
+        .timeout_connect(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .build();
+    match agent.get(&format!("https://{host}/v2/")).call() {
+        Ok(_) | Err(ureq::Error::Status(..)) => "https",
+        Err(e) => {
+            log::debug!("registry {host}: HTTPS failed ({e}), falling back to HTTP");
+            "http"
+        }
     }
 }
 

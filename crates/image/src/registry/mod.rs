@@ -4,6 +4,7 @@
 mod client;
 pub mod pull;
 pub mod push;
+pub mod tls;
 
 pub use client::{endpoint_host, is_insecure, Client};
 
@@ -30,6 +31,8 @@ pub enum RegistryError {
     Protocol(String),
     #[error("{0}")]
     Io(String),
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 impl RegistryError {

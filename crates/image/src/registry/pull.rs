@@ -1,6 +1,6 @@
 //! `docker pull`: resolve the tag to a manifest (choosing the platform from an index), fetch the config,
 //! then stream the missing layers in parallel straight through digest verification, decompression and
-//! unpacking, and record the image.
+//! unpacking into the temp area, commit them together after one syncfs, and record the image.
 
 use super::client::Client;
 use super::RegistryError;
@@ -10,7 +10,7 @@ use crate::layer::UnpackOptions;
 use crate::manifest::{self, Manifest, Platform};
 use crate::progress::{short_id, ProgressEvent};
 use crate::reference::Reference;
-use crate::store::{chain_ids, LayerSource, LayerSpec, Store, StoreError};
+use crate::store::{chain_ids, LayerSource, LayerSpec, StagedLayer, Store, StoreError};
 use crate::{AuthConfig, Error, Image, Progress, Result, StoreOptions};
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -156,6 +156,9 @@ pub fn pull(
         ));
     }
     let queue = Mutex::new(queue);
+    // Layers are staged as they arrive and committed together after one syncfs (see commit_layers).
+    let staged: Mutex<Vec<Option<StagedLayer<'_>>>> =
+        Mutex::new((0..m.layers.len()).map(|_| None).collect());
     let cancel = AtomicBool::new(false);
     let first_err: Mutex<Option<Error>> = Mutex::new(None);
     let uopts = UnpackOptions {
@@ -197,7 +200,8 @@ pub fn pull(
                             digest: l.digest.clone(),
                         }),
                     };
-                    store.create_layer(&mut pr, spec, uopts)?;
+                    let st = store.stage_layer(&mut pr, spec, uopts)?;
+                    staged.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(st);
                     progress.event(ProgressEvent::status(Some(&id), "Verifying Checksum"));
                     progress.event(ProgressEvent::status(Some(&id), "Download complete"));
                     progress.event(ProgressEvent::status(Some(&id), "Pull complete"));
@@ -218,6 +222,13 @@ pub fn pull(
     if let Some(e) = first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }
+    let staged: Vec<StagedLayer<'_>> = staged
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect();
+    let (_, _layer_pins) = store.commit_layers(staged)?;
     let mut names = vec![r.with_digest(&top_digest)];
     if r.digest().is_none() {
         names.insert(0, r.clone());

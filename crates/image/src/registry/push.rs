@@ -1,5 +1,5 @@
-//! `docker push`: upload missing layer blobs (HEAD check, cross-repository mount, monolithic upload),
-//! the config, then a Docker v2 schema 2 manifest (OCI when a layer is zstd).
+//! `docker push`: upload missing layer blobs in parallel (HEAD check, cross-repository mount, or an
+//! upload streamed from the store file in one PUT), the config, then a Docker v2 schema 2 manifest (OCI when a layer is zstd).
 
 use super::client::{Body, Client};
 use crate::digest::sha256_bytes;
@@ -9,6 +9,8 @@ use crate::reference::Reference;
 use crate::store::{BlobRef, LayerMeta, LayerSource, Store, StoreError};
 use crate::{AuthConfig, Error, Progress, PushResult, Result, StoreOptions};
 use std::io::{self, BufReader};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// Makes sure the layer has a compressed blob to push: an uncompressed one (from load/import) is gzipped
 /// once and the result recorded, so a second push sends the same bytes.
@@ -87,6 +89,70 @@ fn upload(
     Ok(())
 }
 
+/// Makes one layer blob present in the repository: already there, mounted from another repository of the
+/// same registry (recorded at pull or push), or uploaded (streamed from the store, never held in memory).
+#[allow(clippy::too_many_arguments)]
+fn push_layer(
+    c: &Client,
+    store: &Store,
+    path: &str,
+    scope: &[String],
+    r: &Reference,
+    meta: &LayerMeta,
+    blob: &BlobRef,
+    here: &LayerSource,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let id = short_id(&meta.chain_id);
+    if c.blob_exists(path, &blob.digest, scope)? {
+        progress.event(ProgressEvent::status(Some(&id), "Layer already exists"));
+        return Ok(());
+    }
+    // A copy in another repository of the same registry can be mounted instead of uploaded.
+    let other = meta.sources.iter().find(|s| {
+        s.digest == blob.digest
+            && s.repository != here.repository
+            && Reference::parse(&s.repository)
+                .map(|x| x.domain() == r.domain())
+                .unwrap_or(false)
+    });
+    if let Some(src) = other {
+        let from = Reference::parse(&src.repository)?;
+        let mscope = Client::push_scope(path, Some(from.path()));
+        match c.mount_blob(path, &blob.digest, from.path(), &mscope) {
+            Ok(None) => {
+                progress.event(ProgressEvent::status(
+                    Some(&id),
+                    format!("Mounted from {}", from.path()),
+                ));
+                return Ok(());
+            }
+            Ok(Some(loc)) => {
+                progress.event(ProgressEvent::bytes(&id, "Pushing", 0, Some(blob.size)));
+                c.finish_upload(
+                    &loc,
+                    &blob.digest,
+                    Body::File(store.blob_path(&blob.digest)?, blob.size),
+                    &mscope,
+                )?;
+                progress.event(ProgressEvent::status(Some(&id), "Pushed"));
+                return Ok(());
+            }
+            Err(e) => log::debug!("mount of {} from {} failed: {e}", blob.digest, from.path()),
+        }
+    }
+    progress.event(ProgressEvent::bytes(&id, "Pushing", 0, Some(blob.size)));
+    upload(c, store, path, &blob.digest, blob.size, scope)?;
+    progress.event(ProgressEvent::bytes(
+        &id,
+        "Pushing",
+        blob.size,
+        Some(blob.size),
+    ));
+    progress.event(ProgressEvent::status(Some(&id), "Pushed"));
+    Ok(())
+}
+
 pub fn push(
     store: &Store,
     opts: &StoreOptions,
@@ -114,72 +180,69 @@ pub fn push(
     let path = r.path().to_string();
     let c = Client::new(r.domain(), opts, auth)?;
     let scope = Client::push_scope(&path, None);
-    let mut descs = Vec::new();
     let mut zstd = false;
     for chain in img.chain_ids.iter().rev() {
         progress.event(ProgressEvent::status(Some(&short_id(chain)), "Preparing"));
     }
+    // Blobs first (sequential: an uncompressed layer is gzipped and recorded once), then the uploads in
+    // parallel, as dockerd does (--max-concurrent-uploads, 5): the registry assembles layers independently.
+    let mut layers = Vec::with_capacity(img.chain_ids.len());
     for chain in &img.chain_ids {
         let meta = store.layer(chain)?;
-        let id = short_id(chain);
         let blob = ensure_compressed(store, &meta)?;
         zstd |= blob.media_type == manifest::MEDIA_OCI_LAYER_ZSTD;
-        let here = LayerSource {
-            repository: r.name(),
-            digest: blob.digest.clone(),
-        };
-        if c.blob_exists(&path, &blob.digest, &scope)? {
-            progress.event(ProgressEvent::status(Some(&id), "Layer already exists"));
-        } else {
-            // A copy in another repository of the same registry can be mounted instead of uploaded.
-            let other = meta.sources.iter().find(|s| {
-                s.digest == blob.digest
-                    && s.repository != here.repository
-                    && Reference::parse(&s.repository)
-                        .map(|x| x.domain() == r.domain())
-                        .unwrap_or(false)
-            });
-            let mut mounted = false;
-            if let Some(src) = other {
-                let from = Reference::parse(&src.repository)?;
-                let mscope = Client::push_scope(&path, Some(from.path()));
-                match c.mount_blob(&path, &blob.digest, from.path(), &mscope) {
-                    Ok(None) => {
-                        mounted = true;
-                        progress.event(ProgressEvent::status(
-                            Some(&id),
-                            format!("Mounted from {}", from.path()),
-                        ));
-                    }
-                    Ok(Some(loc)) => {
-                        progress.event(ProgressEvent::bytes(&id, "Pushing", 0, Some(blob.size)));
-                        c.finish_upload(
-                            &loc,
-                            &blob.digest,
-                            Body::File(store.blob_path(&blob.digest)?, blob.size),
-                            &mscope,
-                        )?;
-                        mounted = true;
-                        progress.event(ProgressEvent::status(Some(&id), "Pushed"));
-                    }
-                    Err(e) => {
-                        log::debug!("mount of {} from {} failed: {e}", blob.digest, from.path())
-                    }
+        layers.push((meta, blob));
+    }
+    let here = |blob: &BlobRef| LayerSource {
+        repository: r.name(),
+        digest: blob.digest.clone(),
+    };
+    let slots = opts.max_concurrent_uploads.max(1);
+    for (meta, _) in layers.iter().skip(slots) {
+        progress.event(ProgressEvent::status(
+            Some(&short_id(&meta.chain_id)),
+            "Waiting",
+        ));
+    }
+    let next = AtomicUsize::new(0);
+    let cancel = AtomicBool::new(false);
+    let first_err: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..slots.min(layers.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= layers.len() || cancel.load(Ordering::Relaxed) {
+                    break;
                 }
-            }
-            if !mounted {
-                progress.event(ProgressEvent::bytes(&id, "Pushing", 0, Some(blob.size)));
-                upload(&c, store, &path, &blob.digest, blob.size, &scope)?;
-                progress.event(ProgressEvent::bytes(
-                    &id,
-                    "Pushing",
-                    blob.size,
-                    Some(blob.size),
-                ));
-                progress.event(ProgressEvent::status(Some(&id), "Pushed"));
-            }
+                let (meta, blob) = &layers[i];
+                let res = push_layer(
+                    &c,
+                    store,
+                    &path,
+                    &scope,
+                    &r,
+                    meta,
+                    blob,
+                    &here(blob),
+                    progress,
+                );
+                if let Err(e) = res {
+                    cancel.store(true, Ordering::Relaxed);
+                    let mut fe = first_err.lock().unwrap_or_else(|e| e.into_inner());
+                    if fe.is_none() {
+                        *fe = Some(e);
+                    }
+                    break;
+                }
+            });
         }
-        store.add_layer_source(chain, here)?;
+    });
+    if let Some(e) = first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    let mut descs = Vec::with_capacity(layers.len());
+    for (meta, blob) in &layers {
+        store.add_layer_source(&meta.chain_id, here(blob))?;
         let mt = if zstd {
             blob.media_type.clone()
         } else {

@@ -27,6 +27,16 @@ impl<'a> BlobWriter<'a> {
     /// Verifies the digest (when `expected` is given) and moves the blob into the store.
     /// Returns the digest and size. On mismatch nothing is left behind.
     pub fn commit(self, expected: Option<&str>) -> Result<(String, u64), StoreError> {
+        self.commit_inner(expected, true)
+    }
+
+    /// Like [`BlobWriter::commit`] for a blob already made durable by the caller's `syncfs` (after a
+    /// [`Write::flush`]): no fsync of the file, and the caller fsyncs the blob directory.
+    pub(crate) fn commit_synced(self, expected: Option<&str>) -> Result<(String, u64), StoreError> {
+        self.commit_inner(expected, false)
+    }
+
+    fn commit_inner(self, expected: Option<&str>, sync: bool) -> Result<(String, u64), StoreError> {
         let BlobWriter { store, tmp, w } = self;
         let (digest, size, bw) = w.finish();
         if let Some(e) = expected {
@@ -40,12 +50,16 @@ impl<'a> BlobWriter<'a> {
         let f = bw
             .into_inner()
             .map_err(|e| io_err(&tmp.path)(e.into_error()))?;
-        f.sync_all().map_err(io_err(&tmp.path))?;
+        if sync {
+            f.sync_all().map_err(io_err(&tmp.path))?;
+        }
         drop(f);
         let dst = store.blob_path(&digest)?;
         if !dst.exists() {
             fs::rename(&tmp.path, &dst).map_err(io_err(&dst))?;
-            fsync_dir(dst.parent().expect("blob dir"))?;
+            if sync {
+                fsync_dir(dst.parent().expect("blob dir"))?;
+            }
         }
         Ok((digest, size))
     }

@@ -161,6 +161,23 @@ impl Store {
         spec: LayerSpec<'_>,
         opts: UnpackOptions,
     ) -> Result<(LayerMeta, super::Pins<'_>), crate::Error> {
+        let staged = self.stage_layer(input, spec, opts)?;
+        let (mut metas, mut pins) = self.commit_layers(vec![staged])?;
+        Ok((
+            metas.pop().expect("one layer"),
+            pins.pop().expect("one pin"),
+        ))
+    }
+
+    /// Unpacks a layer stream into the temp area and verifies its digests; nothing is visible in the store
+    /// until [`Store::commit_layers`]. The unpacked files, the kept blob and the metadata are all written
+    /// here (not yet synced), so a batch of layers needs only one `syncfs` at commit.
+    pub fn stage_layer(
+        &self,
+        input: &mut dyn Read,
+        spec: LayerSpec<'_>,
+        opts: UnpackOptions,
+    ) -> Result<StagedLayer<'_>, crate::Error> {
         let work = self.temp_path("layer");
         fs::create_dir(&work.path).map_err(io_err(&work.path))?;
         let mut blob = self.blob_writer()?;
@@ -183,42 +200,89 @@ impl Store {
                 .into());
             }
         }
+        io::Write::flush(&mut blob).map_err(io_err(blob.temp_path()))?;
         let chain = chain_id(spec.parent, &unpacked.diff_id);
         let pin = self.pin([chain.clone(), unpacked.digest.clone()]);
-        // Make the unpacked files durable before they become visible (SIGKILL is harmless, power loss is not).
-        syncfs(&work.path)?;
-        let (blob_digest, blob_size) = blob.commit(Some(&unpacked.digest))?;
-        let _g = self.write_lock()?;
-        if self.has_layer(&chain) {
-            if let Some(s) = spec.source {
-                self.add_layer_source(&chain, s)?;
-            }
-            return Ok((self.layer(&chain)?, pin));
-        }
-        let cache_id = random_hex(32);
         fs::write(work.path.join(LAYER_MARKER), chain.as_bytes()).map_err(io_err(&work.path))?;
-        let ov = self.root.join("overlay2").join(&cache_id);
-        fs::rename(&work.path, &ov).map_err(io_err(&ov))?;
-        fsync_dir(&self.root.join("overlay2"))?;
         let media_type = match unpacked.compression {
             Compression::None => crate::manifest::MEDIA_OCI_LAYER,
             c => c.media_type(),
         };
         let meta = LayerMeta {
-            chain_id: chain.clone(),
+            chain_id: chain,
             diff_id: unpacked.diff_id,
-            cache_id,
+            cache_id: random_hex(32),
             size: unpacked.size,
             parent: spec.parent.map(str::to_string),
+            // The blob is the stream as read: its digest and size are the ones just verified.
             blob: Some(BlobRef {
-                digest: blob_digest,
+                digest: unpacked.digest,
                 media_type: media_type.into(),
-                size: blob_size,
+                size: unpacked.compressed_size,
             }),
             sources: spec.source.into_iter().collect(),
         };
-        self.write_layer_meta(&meta)?;
-        Ok((meta, pin))
+        let meta_tmp = self.temp_path("layermeta");
+        write_meta_files(&meta_tmp.path, &meta, false)?;
+        Ok(StagedLayer {
+            work,
+            meta_tmp,
+            blob,
+            meta,
+            pin,
+        })
+    }
+
+    /// Makes staged layers part of the store, in order: one `syncfs` makes everything they wrote durable
+    /// before any of it becomes visible (power loss cannot leave a recorded layer with lost file data),
+    /// then blobs and unpacked dirs are renamed into place, and last the metadata dirs, the commit point.
+    /// A layer that appeared meanwhile (same chain id) is kept and the staged copy discarded. Returns the
+    /// layers' metadata and pins that keep them from gc until dropped.
+    pub fn commit_layers<'a>(
+        &'a self,
+        staged: Vec<StagedLayer<'a>>,
+    ) -> Result<(Vec<LayerMeta>, Vec<super::Pins<'a>>), crate::Error> {
+        if staged.is_empty() {
+            return Ok((vec![], vec![]));
+        }
+        syncfs(&self.image_dir())?;
+        let _g = self.write_lock()?;
+        let mut out = Vec::with_capacity(staged.len());
+        let mut pins = Vec::with_capacity(staged.len());
+        let mut fresh = Vec::new();
+        for s in staged {
+            let StagedLayer {
+                work,
+                meta_tmp,
+                blob,
+                meta,
+                pin,
+            } = s;
+            pins.push(pin);
+            let digest = meta.blob.as_ref().map(|b| b.digest.clone());
+            blob.commit_synced(digest.as_deref())?;
+            if self.has_layer(&meta.chain_id) {
+                for src in meta.sources {
+                    self.add_layer_source(&meta.chain_id, src)?;
+                }
+                out.push(self.layer(&meta.chain_id)?);
+                continue;
+            }
+            let ov = self.root.join("overlay2").join(&meta.cache_id);
+            fs::rename(&work.path, &ov).map_err(io_err(&ov))?;
+            fresh.push((meta_tmp, meta.chain_id.clone()));
+            out.push(meta);
+        }
+        fsync_dir(&self.image_dir().join("blobs/sha256"))?;
+        fsync_dir(&self.root.join("overlay2"))?;
+        for (tmp, chain) in &fresh {
+            let dst = self.layer_meta_dir(chain)?;
+            fs::rename(&tmp.path, &dst).map_err(io_err(&dst))?;
+        }
+        if !fresh.is_empty() {
+            fsync_dir(&self.image_dir().join("layers"))?;
+        }
+        Ok((out, pins))
     }
 
     /// Writes the layer's uncompressed tar (its diff id verified) to `out`: decompressed from the kept blob,
@@ -253,35 +317,6 @@ impl Store {
             .into());
         }
         Ok(n)
-    }
-
-    /// Writes a layer's metadata dir in the temp area and renames it into place: the commit point.
-    fn write_layer_meta(&self, m: &LayerMeta) -> Result<(), StoreError> {
-        let tmp = self.temp_path("layermeta");
-        fs::create_dir(&tmp.path).map_err(io_err(&tmp.path))?;
-        let mut files = vec![
-            ("diff-id", m.diff_id.clone()),
-            ("cache-id", m.cache_id.clone()),
-            ("size", m.size.to_string()),
-            ("parent", m.parent.clone().unwrap_or_default()),
-            (
-                "sources.json",
-                serde_json::to_string(&m.sources).expect("serialisable"),
-            ),
-        ];
-        if let Some(b) = &m.blob {
-            files.push(("blob.json", serde_json::to_string(b).expect("serialisable")));
-        }
-        for (n, v) in files {
-            let p = tmp.path.join(n);
-            let f = fs::File::create(&p).map_err(io_err(&p))?;
-            io::Write::write_all(&mut &f, v.as_bytes()).map_err(io_err(&p))?;
-            f.sync_all().map_err(io_err(&p))?;
-        }
-        fsync_dir(&tmp.path)?;
-        let dst = self.layer_meta_dir(&m.chain_id)?;
-        fs::rename(&tmp.path, &dst).map_err(io_err(&dst))?;
-        fsync_dir(dst.parent().expect("layers dir"))
     }
 
     /// Records that the layer's blob is also available at `src` (atomic rewrite of sources.json).
@@ -322,6 +357,51 @@ impl Store {
         remove_any(&ov).map_err(io_err(&ov))?;
         Ok(m.size)
     }
+}
+
+/// A layer unpacked and verified in the temp area (see [`Store::stage_layer`]); dropping it removes it.
+pub struct StagedLayer<'a> {
+    work: super::TempPath<'a>,
+    meta_tmp: super::TempPath<'a>,
+    blob: super::BlobWriter<'a>,
+    meta: LayerMeta,
+    pin: super::Pins<'a>,
+}
+
+impl StagedLayer<'_> {
+    pub fn chain_id(&self) -> &str {
+        &self.meta.chain_id
+    }
+}
+
+/// Creates `dir` with a layer's metadata files, fsynced when `sync` (else the caller syncs the filesystem).
+fn write_meta_files(dir: &Path, m: &LayerMeta, sync: bool) -> Result<(), StoreError> {
+    fs::create_dir(dir).map_err(io_err(dir))?;
+    let mut files = vec![
+        ("diff-id", m.diff_id.clone()),
+        ("cache-id", m.cache_id.clone()),
+        ("size", m.size.to_string()),
+        ("parent", m.parent.clone().unwrap_or_default()),
+        (
+            "sources.json",
+            serde_json::to_string(&m.sources).expect("serialisable"),
+        ),
+    ];
+    if let Some(b) = &m.blob {
+        files.push(("blob.json", serde_json::to_string(b).expect("serialisable")));
+    }
+    for (n, v) in files {
+        let p = dir.join(n);
+        let f = fs::File::create(&p).map_err(io_err(&p))?;
+        io::Write::write_all(&mut &f, v.as_bytes()).map_err(io_err(&p))?;
+        if sync {
+            f.sync_all().map_err(io_err(&p))?;
+        }
+    }
+    if sync {
+        fsync_dir(dir)?;
+    }
+    Ok(())
 }
 
 fn syncfs(p: &Path) -> Result<(), StoreError> {

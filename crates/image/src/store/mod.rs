@@ -20,7 +20,7 @@ mod layers;
 
 pub use blobs::BlobWriter;
 pub use images::ImageRecord;
-pub use layers::{chain_id, chain_ids, BlobRef, LayerMeta, LayerSource, LayerSpec};
+pub use layers::{chain_id, chain_ids, BlobRef, LayerMeta, LayerSource, LayerSpec, StagedLayer};
 
 /// A [`LayerSpec`] with nothing to verify.
 pub fn layers_spec_none() -> LayerSpec<'static> {
