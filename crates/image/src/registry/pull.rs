@@ -1,6 +1,6 @@
 //! `docker pull`: resolve the tag to a manifest (choosing the platform from an index), fetch the config,
 //! then stream the missing layers in parallel straight through digest verification, decompression and
-//! unpacking into the temp area, commit them together after one syncfs, and record the image.
+//! unpacking into the temp area, commit them in order in batches (one syncfs each), and record the image.
 
 use super::client::Client;
 use super::RegistryError;
@@ -10,7 +10,7 @@ use crate::layer::UnpackOptions;
 use crate::manifest::{self, Manifest, Platform};
 use crate::progress::{short_id, ProgressEvent};
 use crate::reference::Reference;
-use crate::store::{chain_ids, LayerSource, LayerSpec, StagedLayer, Store, StoreError};
+use crate::store::{chain_ids, LayerSource, LayerSpec, Pins, StagedLayer, Store, StoreError};
 use crate::{AuthConfig, Error, Image, Progress, Result, StoreOptions};
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -46,6 +46,83 @@ impl<R: Read> Read for ProgressReader<'_, R> {
             ));
         }
         Ok(n)
+    }
+}
+
+/// Staged layers waiting for their turn to be committed.
+/// A layer's state in a pull.
+enum Slot<'a> {
+    /// Downloading or waiting.
+    Pending,
+    Staged(StagedLayer<'a>),
+    /// In the store (committed, or there before the pull).
+    Done,
+}
+
+struct Commits<'a> {
+    staged: Vec<Slot<'a>>,
+    /// Index of the first layer not yet committed.
+    next: usize,
+    /// A worker is committing a batch; others leave theirs for it to pick up when done.
+    busy: bool,
+    pins: Vec<Pins<'a>>,
+}
+
+fn lock<'m, T>(m: &'m Mutex<T>) -> std::sync::MutexGuard<'m, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Commits the staged layers that continue the committed prefix, repeating while more become ready. Only
+/// one thread commits at a time, so layers enter the store in order (a layer's parent is always there).
+fn commit_ready<'a>(
+    store: &'a Store,
+    commits: &Mutex<Commits<'a>>,
+    layers: &[crate::manifest::Descriptor],
+    progress: &dyn Progress,
+) -> Result<()> {
+    loop {
+        let (idx, batch) = {
+            let mut c = lock(commits);
+            if c.busy {
+                return Ok(());
+            }
+            let mut idx = Vec::new();
+            let mut batch = Vec::new();
+            while c.next < c.staged.len() {
+                let n = c.next;
+                match std::mem::replace(&mut c.staged[n], Slot::Done) {
+                    Slot::Staged(st) => {
+                        idx.push(n);
+                        batch.push(st);
+                    }
+                    Slot::Done => {}
+                    Slot::Pending => {
+                        c.staged[n] = Slot::Pending;
+                        break;
+                    }
+                }
+                c.next += 1;
+            }
+            if batch.is_empty() {
+                return Ok(());
+            }
+            c.busy = true;
+            (idx, batch)
+        };
+        let res = store.commit_layers(batch);
+        {
+            // After a failed commit `busy` stays set: nothing above a missing layer may be committed.
+            let (_, pins) = res?;
+            let mut c = lock(commits);
+            c.busy = false;
+            c.pins.extend(pins);
+        }
+        for i in idx {
+            progress.event(ProgressEvent::status(
+                Some(&short_id(&layers[i].digest)),
+                "Pull complete",
+            ));
+        }
     }
 }
 
@@ -155,10 +232,24 @@ pub fn pull(
             "Waiting",
         ));
     }
+    // Layers are staged as they arrive and committed in order, in batches: each batch costs one syncfs
+    // (see commit_layers), and a layer committed before a crash or failure is reused by the next pull.
+    let commits = Mutex::new(Commits {
+        // Layers already in the store count as committed.
+        staged: (0..m.layers.len())
+            .map(|i| {
+                if queue.contains(&i) {
+                    Slot::Pending
+                } else {
+                    Slot::Done
+                }
+            })
+            .collect(),
+        next: 0,
+        busy: false,
+        pins: Vec::new(),
+    });
     let queue = Mutex::new(queue);
-    // Layers are staged as they arrive and committed together after one syncfs (see commit_layers).
-    let staged: Mutex<Vec<Option<StagedLayer<'_>>>> =
-        Mutex::new((0..m.layers.len()).map(|_| None).collect());
     let cancel = AtomicBool::new(false);
     let first_err: Mutex<Option<Error>> = Mutex::new(None);
     let uopts = UnpackOptions {
@@ -201,11 +292,10 @@ pub fn pull(
                         }),
                     };
                     let st = store.stage_layer(&mut pr, spec, uopts)?;
-                    staged.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(st);
                     progress.event(ProgressEvent::status(Some(&id), "Verifying Checksum"));
                     progress.event(ProgressEvent::status(Some(&id), "Download complete"));
-                    progress.event(ProgressEvent::status(Some(&id), "Pull complete"));
-                    Ok(())
+                    lock(&commits).staged[i] = Slot::Staged(st);
+                    commit_ready(store, &commits, &m.layers, progress)
                 })();
                 if let Err(e) = res {
                     cancel.store(true, Ordering::Relaxed);
@@ -222,13 +312,9 @@ pub fn pull(
     if let Some(e) = first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }
-    let staged: Vec<StagedLayer<'_>> = staged
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .flatten()
-        .collect();
-    let (_, _layer_pins) = store.commit_layers(staged)?;
+    // Every layer was committed by the worker that completed the prefix; this only catches a straggler.
+    commit_ready(store, &commits, &m.layers, progress)?;
+    let _layer_pins = commits.into_inner().unwrap_or_else(|e| e.into_inner()).pins;
     let mut names = vec![r.with_digest(&top_digest)];
     if r.digest().is_none() {
         names.insert(0, r.clone());
