@@ -54,7 +54,7 @@ impl<R: Read> Read for ProgressReader<'_, R> {
 enum Slot<'a> {
     /// Downloading or waiting.
     Pending,
-    Staged(StagedLayer<'a>),
+    Staged(Box<StagedLayer<'a>>),
     /// In the store (committed, or there before the pull).
     Done,
 }
@@ -93,7 +93,7 @@ fn commit_ready<'a>(
                 match std::mem::replace(&mut c.staged[n], Slot::Done) {
                     Slot::Staged(st) => {
                         idx.push(n);
-                        batch.push(st);
+                        batch.push(*st);
                     }
                     Slot::Done => {}
                     Slot::Pending => {
@@ -294,7 +294,7 @@ pub fn pull(
                     let st = store.stage_layer(&mut pr, spec, uopts)?;
                     progress.event(ProgressEvent::status(Some(&id), "Verifying Checksum"));
                     progress.event(ProgressEvent::status(Some(&id), "Download complete"));
-                    lock(&commits).staged[i] = Slot::Staged(st);
+                    lock(&commits).staged[i] = Slot::Staged(Box::new(st));
                     commit_ready(store, &commits, &m.layers, progress)
                 })();
                 if let Err(e) = res {

@@ -215,8 +215,7 @@ mod tests {
         std::fs::create_dir(&h).unwrap();
         std::fs::write(h.join("client.key"), "x").unwrap();
         let e = client_config("reg.example:5000", &[d.path().to_path_buf()], true)
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert_eq!(
             e.to_string(),
             "missing client certificate client.cert for key client.key"
