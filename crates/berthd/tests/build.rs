@@ -158,6 +158,18 @@ fn hello_world_from_scratch() {
     assert!(d
         .ok(&["run", "--rm", "hello-docker"])
         .contains("Hello from berth!"));
+    // ... and push and pull.
+    if common::which("docker-registry").is_some() {
+        let reg = common::Registry::start();
+        let name = format!("127.0.0.1:{}/built/hello:v1", reg.port);
+        d.ok(&["tag", "hello-docker", &name]);
+        d.ok(&["push", &name]);
+        d.ok(&["rmi", &name, "hello-docker"]);
+        d.ok(&["pull", &name]);
+        assert!(d.ok(&["run", "--rm", &name]).contains("Hello from berth!"));
+    } else {
+        eprintln!("SKIPPED (push/pull part): docker-registry not installed");
+    }
     no_containers(&d);
 }
 
@@ -306,6 +318,18 @@ fn cache_hits_and_invalidation() {
             q.starts_with("sha256:") && q.len() == 71 && quiet.lines().count() == 1,
             "{quiet:?}"
         );
+        // The same context as a tar on stdin (`build -`): all from the cache.
+        let tar = Command::new("tar")
+            .arg("-C")
+            .arg(&dir)
+            .args(["-cf", "-", "."])
+            .output()
+            .unwrap();
+        assert!(tar.status.success());
+        let o = build(&d, cli, &dir, &["-"], Some(&tar.stdout));
+        let piped = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{cli:?}: {piped}");
+        assert_eq!(cache_hits(&piped), want, "{cli:?}:\n{piped}");
         // The next round's rebuild is this one's image, from the cache.
         id = q["sha256:".len().."sha256:".len() + 12].to_string();
     }

@@ -39,7 +39,7 @@ struct BuildOpts {
     #[arg(short, long)]
     quiet: bool,
     /// Remove intermediate containers after a successful build
-    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value = "true", default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "true", default_missing_value = "true")]
     rm: bool,
     /// Always remove intermediate containers
     #[arg(long)]
