@@ -91,6 +91,9 @@ pub struct PlanEntry {
     pub ip: Option<Ipv4Addr>,
     /// `-p`/`-P` specs in docker's syntax (on the first entry only).
     pub ports: Vec<String>,
+    /// `--mac-address` (EndpointSettings.MacAddress, or Config.MacAddress for the first network).
+    #[serde(default)]
+    pub mac: Option<String>,
 }
 
 /// What the monitor does for a container: `<container dir>/network.json`.
@@ -229,6 +232,7 @@ pub fn monitor_attach(data_root: &Path, id: &str, pid: i32) -> Result<(), NetErr
                 aliases: e.aliases.clone(),
                 requested_ip: e.ip,
                 ports,
+                mac: e.mac.clone(),
             })
             .map_err(NetError::from)
         });

@@ -15,8 +15,9 @@
 //! - `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf` generators ([`files`]);
 //! - an embedded DNS resolver at 127.0.0.11 inside each container on a user network ([`dns`]).
 //!
-//! Kernel objects are managed with iproute2's `ip` and nftables' `nft -f -` ([`link`], [`nft`]); every call is
-//! blocking and acts in the calling thread's network namespace.
+//! A container's links, addresses and routes are set up over netlink ([`netlink`], no process spawned), its
+//! published ports are nft map elements changed alone; bridges use iproute2's `ip` and whole-table changes
+//! `nft -f -` ([`link`], [`nft`]). Every call is blocking and acts in the calling thread's network namespace.
 //!
 //! ```no_run
 //! use berth_network::{AttachRequest, Config, NetnsRef, NetworkManager, PortSpec};
@@ -30,6 +31,7 @@
 //!     aliases: vec![],
 //!     requested_ip: None,
 //!     ports: vec![PortSpec::parse("127.0.0.1:8080:80")?],
+//!     mac: None,
 //! })?;
 //! println!("{} {} via {}", ep.ip, ep.mac, ep.gateway);
 //! mgr.detach(&bridge.id, "0123abcd")?; // when the container stops
@@ -47,6 +49,7 @@ pub mod dns;
 pub mod files;
 pub mod link;
 pub mod manager;
+pub mod netlink;
 pub mod nft;
 pub mod ports;
 pub mod state;
@@ -56,7 +59,8 @@ pub use dns::{DnsHandle, DnsServer, NameTable};
 pub use files::{hostname_file, hosts_file, resolv_conf, upstream_servers, DnsSettings};
 pub use link::NetnsRef;
 pub use manager::{
-    mac_for, AttachRequest, Config, NetworkError, NetworkManager, NetworkSpec, BRIDGE_NAME_OPTION,
+    mac_for, normalize_mac, AttachRequest, Config, NetworkError, NetworkManager, NetworkSpec,
+    BRIDGE_NAME_OPTION,
 };
 pub use ports::{PortMapping, PortSpec, Proto};
 pub use state::{Endpoint, Network};

@@ -1,8 +1,9 @@
-//! Kernel network objects through iproute2's `ip` command: bridges, veth pairs, addresses, routes, sysctls.
+//! Kernel network objects: bridges, veth pairs, addresses, routes, sysctls.
 //!
-//! `ip` is used instead of a netlink crate because it is already on every host berth runs on, its behaviour is
-//! well known, and it keeps this crate synchronous (usable from the single-threaded monitor and, via
-//! `spawn_blocking`, from the daemon). Every function acts in the network namespace of the *calling thread*:
+//! What a container attach does (veth pair, hairpin, address, default route, delete) goes through
+//! [`crate::netlink`], so a `run` spawns no process for its network; the rare daemon-level work (creating a
+//! bridge, listing host routes) still uses iproute2's `ip`, whose behaviour is well known. Everything is
+//! synchronous (usable from the single-threaded monitor and, via `spawn_blocking`, from the daemon). Every function acts in the network namespace of the *calling thread*:
 //! child processes inherit it, and `/proc/sys/net` resolves against it. [`in_netns`] runs a closure on a helper
 //! thread that joined another namespace, which is how a container's side is configured without `nsenter`.
 
@@ -14,6 +15,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::netlink::{self, Netlink, NetlinkError};
 use crate::subnet::Ipv4Net;
 
 /// Errors from link and address operations.
@@ -46,6 +48,9 @@ pub enum LinkError {
     /// Output of `ip -j` could not be parsed.
     #[error("unexpected output of ip {0}")]
     Parse(String),
+    /// A netlink request failed.
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
 }
 
 /// A container's network namespace: a path like `/proc/<pid>/ns/net` or `/run/netns/<name>`, or an open fd.
@@ -92,12 +97,7 @@ pub fn ip<S: AsRef<OsStr>>(args: &[S]) -> Result<String, LinkError> {
 
 /// Whether a link named `name` exists in the current namespace.
 pub fn link_exists(name: &str) -> bool {
-    Command::new("ip")
-        .args(["link", "show", "dev", name])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    netlink::link_index(name).is_some()
 }
 
 /// Creates (or reuses) bridge `name` with `gateway/prefix` on it and brings it up.
@@ -122,21 +122,15 @@ pub fn ensure_bridge(
     Ok(())
 }
 
-/// Deletes a link; a missing link is not an error (teardown must be idempotent).
+/// Deletes a link; a missing link is not an error (teardown must be idempotent, and a veth vanishes by
+/// itself when its peer's namespace dies).
 pub fn delete_link(name: &str) -> Result<(), LinkError> {
-    if link_exists(name) {
-        if let Err(e) = ip(&["link", "del", "dev", name]) {
-            // A veth vanishes by itself when its peer's namespace dies, possibly between the check and the delete.
-            if link_exists(name) {
-                return Err(e);
-            }
-        }
-    }
-    Ok(())
+    Ok(Netlink::open()?.delete_link(name)?)
 }
 
-/// Creates a veth pair: `host` stays here, attached to `bridge`; the peer is created directly inside `netns`
-/// as `ifname` with `mac`, so the container-side name never exists (and never collides) on the host.
+/// Creates a veth pair: `host` stays here, attached to `bridge` with hairpin on, up; the peer is created
+/// directly inside `netns` as `ifname` with `mac`, so the container-side name never exists (and never
+/// collides) on the host. Netlink, one request for the pair: attach cost is what `run` pays per container.
 pub fn create_veth(
     host: &str,
     bridge: &str,
@@ -145,36 +139,32 @@ pub fn create_veth(
     mac: &str,
     mtu: Option<u32>,
 ) -> Result<(), LinkError> {
-    let ns = netns.path();
-    let ns = ns.to_string_lossy();
-    let mut args = vec!["link", "add", "name", host];
-    let mtu_s = mtu.map(|m| m.to_string());
-    if let Some(m) = &mtu_s {
-        args.extend(["mtu", m.as_str()]);
-    }
-    args.extend(["type", "veth", "peer", "name", ifname, "address", mac]);
-    if let Some(m) = &mtu_s {
-        args.extend(["mtu", m.as_str()]);
-    }
-    args.extend(["netns", &ns]);
-    ip(&args)?;
-    let rest = (|| {
-        ip(&["link", "set", "dev", host, "master", bridge])?;
-        // hairpin lets a container reach its own published port through the host address.
-        ip(&[
-            "link",
-            "set",
-            "dev",
-            host,
-            "type",
-            "bridge_slave",
-            "hairpin",
-            "on",
-        ])?;
-        ip(&["link", "set", "dev", host, "up"])
-    })();
+    let master = netlink::link_index(bridge).ok_or_else(|| LinkError::Io {
+        what: format!("bridge {bridge}"),
+        source: io::Error::from(io::ErrorKind::NotFound),
+    })?;
+    let held;
+    let fd = match netns {
+        NetnsRef::Fd(fd) => *fd,
+        NetnsRef::Path(p) => {
+            held = File::open(p).map_err(|source| LinkError::Io {
+                what: format!("open {}", p.display()),
+                source,
+            })?;
+            held.as_raw_fd()
+        }
+    };
+    let mut nl = Netlink::open()?;
+    nl.create_veth(host, master, fd, ifname, mac, mtu)?;
+    // hairpin lets a container reach its own published port through the host address.
+    let rest = netlink::link_index(host)
+        .ok_or_else(|| LinkError::Io {
+            what: format!("veth {host}"),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        })
+        .and_then(|i| Ok(nl.set_hairpin(i)?));
     if let Err(e) = rest {
-        let _ = delete_link(host);
+        let _ = nl.delete_link(host);
         return Err(e);
     }
     Ok(())
@@ -213,36 +203,31 @@ pub fn configure_container_side(
     gateway: Option<Ipv4Addr>,
 ) -> Result<(), LinkError> {
     in_netns(netns, || -> Result<(), LinkError> {
-        ip(&["link", "set", "dev", "lo", "up"])?;
-        ip(&["addr", "add", &format!("{addr}/{prefix}"), "dev", ifname])?;
-        ip(&["link", "set", "dev", ifname, "up"])?;
+        let missing = |n: &str| LinkError::Io {
+            what: format!("link {n} in the container"),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        };
+        let mut nl = Netlink::open()?;
+        let lo = netlink::link_index("lo").ok_or_else(|| missing("lo"))?;
+        nl.set_up(lo)?;
+        let idx = netlink::link_index(ifname).ok_or_else(|| missing(ifname))?;
+        nl.add_addr(idx, addr, prefix)?;
+        nl.set_up(idx)?;
         if let Some(gw) = gateway {
-            if ip(&["-4", "route", "show", "default"])?.trim().is_empty() {
-                ip(&[
-                    "route",
-                    "add",
-                    "default",
-                    "via",
-                    &gw.to_string(),
-                    "dev",
-                    ifname,
-                ])?;
-            }
+            nl.add_default_route(idx, gw)?;
         }
         Ok(())
     })?
 }
 
-/// Names of the links in `netns` (used to pick a free `ethN`).
-pub fn links_in(netns: &NetnsRef) -> Result<Vec<String>, LinkError> {
-    in_netns(netns, || -> Result<Vec<String>, LinkError> {
-        let out = ip(&["-o", "link", "show"])?;
-        Ok(out
-            .lines()
-            .filter_map(|l| l.split(": ").nth(1))
-            .map(|n| n.split('@').next().unwrap_or(n).to_string())
-            .collect())
-    })?
+/// The first `ethN` that does not exist in `netns` (the name of a new interface there).
+pub fn free_ifname(netns: &NetnsRef) -> Result<String, LinkError> {
+    in_netns(netns, || {
+        (0..)
+            .map(|i| format!("eth{i}"))
+            .find(|c| !link_exists(c))
+            .unwrap_or_default()
+    })
 }
 
 /// Deletes `ifname` inside `netns` (its veth peer on the host goes with it). Missing is not an error.

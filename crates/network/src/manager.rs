@@ -1,8 +1,9 @@
 //! [`NetworkManager`]: the public face of the crate. Every mutating call takes the state lock, reloads the
-//! state, changes the kernel, saves the state and re-applies berth's nftables table, so the daemon and
-//! monitors can share one data root, and a restarted daemon sees exactly what was allocated.
+//! state, changes the kernel, saves the state and updates berth's nftables table (whole for network changes,
+//! only the container's port elements for attach/detach), so the daemon and monitors can share one data root,
+//! and a restarted daemon sees exactly what was allocated.
 //!
-//! All calls are blocking (they run `ip`/`nft` and touch files); from tokio use `spawn_blocking`. They act in
+//! All calls are blocking (netlink, `ip`/`nft` for network-level changes, files); from tokio use `spawn_blocking`. They act in
 //! the network namespace of the calling thread, which is the host's in berthd.
 
 use std::collections::BTreeMap;
@@ -148,6 +149,8 @@ pub struct AttachRequest {
     pub requested_ip: Option<Ipv4Addr>,
     /// `-p` specs.
     pub ports: Vec<PortSpec>,
+    /// `--mac-address` (docker's `02:42:<ip>` when `None`).
+    pub mac: Option<String>,
 }
 
 /// The option naming a network's bridge device, as docker's.
@@ -181,6 +184,30 @@ fn now() -> u64 {
 pub fn mac_for(ip: Ipv4Addr) -> String {
     let o = ip.octets();
     format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+}
+
+/// Checks a `--mac-address` and writes it in lower case; like docker, a multicast address is refused.
+pub fn normalize_mac(mac: &str) -> Result<String, NetworkError> {
+    let bad = || NetworkError::Invalid(format!("invalid MAC address: {mac}"));
+    let parts: Vec<&str> = mac.split(['-', ':']).collect();
+    if parts.len() != 6 || parts.iter().any(|p| p.len() != 2) {
+        return Err(bad());
+    }
+    let bytes = parts
+        .iter()
+        .map(|p| u8::from_str_radix(p, 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| bad())?;
+    if bytes[0] & 1 == 1 {
+        return Err(NetworkError::Invalid(format!(
+            "invalid MAC address: {mac}: a multicast address cannot be used"
+        )));
+    }
+    Ok(bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":"))
 }
 
 fn valid_ifname(name: &str) -> bool {
@@ -254,6 +281,30 @@ impl NetworkManager {
             })
             .collect();
         nft::apply(&self.config.nft_table, &nets, &ports)?;
+        Ok(())
+    }
+
+    /// Publishes `add` and withdraws `remove` (one container's ports) by changing only their nft map
+    /// elements; if that fails (the table was changed behind berth's back, or is from an older layout), the
+    /// whole table is re-applied from `s`, which already holds the new ports.
+    fn update_ports(
+        &self,
+        s: &State,
+        ip: Ipv4Addr,
+        add: &[PortMapping],
+        remove: &[PortMapping],
+    ) -> Result<(), NetworkError> {
+        let rp = |v: &[PortMapping]| -> Vec<RulePort> {
+            v.iter()
+                .map(|m| RulePort {
+                    container_ip: ip,
+                    mapping: m.clone(),
+                })
+                .collect()
+        };
+        if nft::update_ports(&self.config.nft_table, &rp(add), &rp(remove)).is_err() {
+            self.apply_rules(s)?;
+        }
         Ok(())
     }
 
@@ -540,18 +591,17 @@ impl NetworkManager {
                     requested: req.requested_ip,
                 })?;
             let ports = Self::resolve_ports(s, &req.ports)?;
-            let present = link::links_in(&req.netns)?;
-            let ifname = (0..)
-                .map(|i| format!("eth{i}"))
-                .find(|c| !present.contains(c))
-                .unwrap_or_default();
+            let ifname = link::free_ifname(&req.netns)?;
             let veth = loop {
                 let v = format!("veth{}", random_hex(7));
                 if !link::link_exists(&v) {
                     break v;
                 }
             };
-            let mac = mac_for(ip);
+            let mac = match &req.mac {
+                Some(m) => normalize_mac(m)?,
+                None => mac_for(ip),
+            };
             link::create_veth(&veth, &n.bridge, &req.netns, &ifname, &mac, self.config.mtu)?;
             let ep = Endpoint {
                 id: random_hex(64),
@@ -575,13 +625,13 @@ impl NetworkManager {
                         if let Some(net) = s.networks.get_mut(&n.id) {
                             net.endpoints.insert(req.container_id.clone(), ep.clone());
                         }
-                        self.store.save(l, s)?;
-                        self.apply_rules(s)
+                        self.store.save_endpoints(l, s)?;
+                        self.update_ports(s, ep.ip, &ep.ports, &[])
                     });
             if let Err(e) = done {
                 if let Some(net) = s.networks.get_mut(&n.id) {
                     if net.endpoints.remove(&req.container_id).is_some() {
-                        let _ = self.store.save(l, s);
+                        let _ = self.store.save_endpoints(l, s);
                     }
                 }
                 let _ = link::delete_link(&veth);
@@ -610,8 +660,8 @@ impl NetworkManager {
                         container: container_id.into(),
                         network: net.name.clone(),
                     })?;
-            self.store.save(l, s)?;
-            self.apply_rules(s)?;
+            self.store.save_endpoints(l, s)?;
+            self.update_ports(s, ep.ip, &[], &ep.ports)?;
             link::delete_link(&ep.veth)?;
             Ok(ep)
         })
@@ -662,8 +712,9 @@ impl NetworkManager {
             let ports = Self::resolve_ports(s, specs)?;
             let ep = endpoint_mut(s, network, container_id)?;
             ep.ports.extend(ports.iter().cloned());
-            self.store.save(l, s)?;
-            self.apply_rules(s)?;
+            let ip = ep.ip;
+            self.store.save_endpoints(l, s)?;
+            self.update_ports(s, ip, &ports, &[])?;
             Ok(ports)
         })
     }
@@ -677,8 +728,9 @@ impl NetworkManager {
         self.with_state(|s, l| {
             let ep = endpoint_mut(s, network, container_id)?;
             let old = std::mem::take(&mut ep.ports);
-            self.store.save(l, s)?;
-            self.apply_rules(s)?;
+            let ip = ep.ip;
+            self.store.save_endpoints(l, s)?;
+            self.update_ports(s, ip, &[], &old)?;
             Ok(old)
         })
     }

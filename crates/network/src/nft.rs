@@ -1,14 +1,18 @@
 //! berth's nftables rules: NAT (masquerade), port publishing (DNAT), and isolation between berth bridges.
 //!
-//! All rules live in one table of berth's own (`table ip berth` by default). The whole table is re-rendered from
-//! the persisted network state and replaced in a single `nft -f -` transaction (`table`, `delete table`,
-//! `table {...}`), so the kernel never sees a half-applied rule set, a crash can never leave stale rules that
-//! the next apply would not remove, and nothing outside the table is ever read, changed or flushed.
+//! All rules live in one table of berth's own (`table ip berth` by default). When networks change (daemon start,
+//! network create/rm) the whole table is re-rendered from the persisted network state and replaced in a single
+//! `nft -f -` transaction (`table`, `delete table`, `table {...}`), so the kernel never sees a half-applied
+//! rule set, a crash can never leave stale rules that the next apply would not remove, and nothing outside the
+//! table is ever read, changed or flushed. A container's published ports are elements of two maps in that
+//! table; attach and detach add or delete only those elements ([`update_ports`]), and a container without
+//! ports costs no nft call at all.
 //!
 //! Chains (every base chain has policy accept, so berth never drops traffic it does not own):
 //! - `guard` (filter, prerouting, raw priority): packets for 127.0.0.0/8 arriving on a berth bridge are dropped,
 //!   because `route_localnet` would otherwise route them to the host's loopback services.
-//! - `prerouting` / `output` (nat): traffic to a local address jumps to `publish`, which DNATs published ports.
+//! - `prerouting` / `output` (nat): traffic to a local address jumps to `publish`, which DNATs published ports
+//!   looked up in the maps `publish_ip` (host address . proto . port) and `publish_any` (proto . port).
 //!   `output` covers the host itself, including 127.0.0.1 (needs `route_localnet` on the bridge).
 //! - `postrouting` (nat): masquerade a non-internal network's traffic leaving through another interface;
 //!   masquerade loopback-sourced traffic to published ports (route_localnet) and hairpin traffic (a container
@@ -58,6 +62,56 @@ pub struct RulePort {
     pub mapping: PortMapping,
 }
 
+/// The map of ports published on one host address.
+const PUB_IP: &str = "publish_ip";
+/// The map of ports published on every host address.
+const PUB_ANY: &str = "publish_any";
+
+/// The map a port's element belongs in.
+fn map_of(p: &RulePort) -> &'static str {
+    if p.mapping.host_ip.is_some() {
+        PUB_IP
+    } else {
+        PUB_ANY
+    }
+}
+
+/// A port's map element: `[host ip .] proto . host port : container ip . container port`.
+fn element(p: &RulePort) -> String {
+    let m = &p.mapping;
+    let daddr = m.host_ip.map(|a| format!("{a} . ")).unwrap_or_default();
+    format!(
+        "{daddr}{} . {} : {} . {}",
+        m.proto, m.host_port, p.container_ip, m.container_port
+    )
+}
+
+/// Renders the element changes for publishing `add` and withdrawing `remove` (see [`update_ports`]).
+pub fn render_update(table: &str, add: &[RulePort], remove: &[RulePort]) -> String {
+    let mut s = String::new();
+    for (verb, ports) in [("delete", remove), ("add", add)] {
+        for p in ports {
+            let _ = writeln!(
+                s,
+                "{verb} element ip {table} {} {{ {} }}",
+                map_of(p),
+                element(p)
+            );
+        }
+    }
+    s
+}
+
+/// Publishes `add` and withdraws `remove` in one `nft -f` transaction that touches only those map elements
+/// (one container's ports). Fails (changing nothing) if an element to remove is missing or the table is not
+/// berth's current layout; the caller then re-applies the whole table.
+pub fn update_ports(table: &str, add: &[RulePort], remove: &[RulePort]) -> Result<(), NftError> {
+    if add.is_empty() && remove.is_empty() {
+        return Ok(());
+    }
+    nft_batch(&render_update(table, add, remove))
+}
+
 fn q(s: &str) -> String {
     format!("\"{}\"", s.replace(['"', '\\'], ""))
 }
@@ -85,19 +139,36 @@ pub fn render(table: &str, nets: &[RuleNetwork], ports: &[RulePort]) -> String {
     s.push_str("    fib daddr type local jump publish\n  }\n");
     s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n");
     s.push_str("    fib daddr type local jump publish\n  }\n");
+    // Published ports are elements of two verdict-free maps (with and without a host address), so adding or
+    // removing one container's ports is an element change ([`update_ports`]), not a rule-set rewrite.
+    let (with_ip, any): (Vec<&RulePort>, Vec<&RulePort>) =
+        ports.iter().partition(|p| p.mapping.host_ip.is_some());
+    let elements = |v: &[&RulePort]| {
+        if v.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " elements = {{ {} }};",
+                v.iter().map(|p| element(p)).collect::<Vec<_>>().join(", ")
+            )
+        }
+    };
+    let _ = writeln!(
+        s,
+        "  map {PUB_IP} {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service;{} }}",
+        elements(&with_ip)
+    );
+    let _ = writeln!(
+        s,
+        "  map {PUB_ANY} {{ type inet_proto . inet_service : ipv4_addr . inet_service;{} }}",
+        elements(&any)
+    );
     s.push_str("  chain publish {\n");
-    for p in ports {
-        let m = &p.mapping;
-        let daddr = m
-            .host_ip
-            .map(|a| format!("ip daddr {a} "))
-            .unwrap_or_default();
-        let _ = writeln!(
-            s,
-            "    {daddr}{} dport {} dnat to {}:{}",
-            m.proto, m.host_port, p.container_ip, m.container_port
-        );
-    }
+    let _ = writeln!(
+        s,
+        "    dnat ip to ip daddr . meta l4proto . th dport map @{PUB_IP}"
+    );
+    let _ = writeln!(s, "    dnat ip to meta l4proto . th dport map @{PUB_ANY}");
     s.push_str("  }\n");
     s.push_str(
         "  chain postrouting {\n    type nat hook postrouting priority 100; policy accept;\n",
@@ -235,8 +306,17 @@ mod tests {
         }];
         let r = render("berth", &nets, &ports);
         assert!(
-            r.contains("ip daddr 127.0.0.1 tcp dport 8080 dnat to 10.1.0.2:80"),
+            r.contains("elements = { 127.0.0.1 . tcp . 8080 : 10.1.0.2 . 80 }"),
             "{r}"
+        );
+        assert!(
+            r.contains("dnat ip to ip daddr . meta l4proto . th dport map @publish_ip"),
+            "{r}"
+        );
+        let u = render_update("berth", &ports, &[]);
+        assert_eq!(
+            u,
+            "add element ip berth publish_ip { 127.0.0.1 . tcp . 8080 : 10.1.0.2 . 80 }\n"
         );
         assert!(
             r.contains("ip saddr 10.1.0.0/24 oifname != \"b0\" masquerade"),

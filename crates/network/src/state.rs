@@ -193,7 +193,18 @@ impl Store {
     }
 
     /// Saves the state atomically.
-    pub fn save(&self, _lock: &Locked, state: &State) -> Result<(), StateError> {
+    pub fn save(&self, lock: &Locked, state: &State) -> Result<(), StateError> {
+        self.write(lock, state, true)
+    }
+
+    /// Saves an endpoint change (attach, detach, ports) atomically but without fsync: endpoints only matter
+    /// while the running kernel and its containers live, and after a power loss every endpoint is stale and
+    /// pruned at daemon start anyway, so durability buys nothing there and costs two fsyncs per `run`.
+    pub fn save_endpoints(&self, lock: &Locked, state: &State) -> Result<(), StateError> {
+        self.write(lock, state, false)
+    }
+
+    fn write(&self, _lock: &Locked, state: &State, durable: bool) -> Result<(), StateError> {
         let path = self.dir.join("state.json");
         let tmp = self.dir.join(".state.json.tmp");
         let data = serde_json::to_vec_pretty(state).map_err(|source| StateError::Corrupt {
@@ -202,6 +213,9 @@ impl Store {
         })?;
         let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
         f.write_all(&data).map_err(io_err(&tmp))?;
+        if !durable {
+            return fs::rename(&tmp, &path).map_err(io_err(&path));
+        }
         f.sync_all().map_err(io_err(&tmp))?;
         fs::rename(&tmp, &path).map_err(io_err(&path))?;
         File::open(&self.dir)

@@ -34,6 +34,7 @@ fn attach_ping_and_ipam_persistence() {
                 netns: c.netns(),
                 aliases: vec![],
                 requested_ip: None,
+                mac: None,
                 ports: vec![],
             };
             let e1 = mgr.attach(&req(&c1)).unwrap();

@@ -85,6 +85,7 @@ fn embedded_dns_answers_inside_the_container() {
                     netns: c.netns(),
                     aliases: aliases.iter().map(|s| s.to_string()).collect(),
                     requested_ip: None,
+                    mac: None,
                     ports: vec![],
                 })
                 .unwrap()

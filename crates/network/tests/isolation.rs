@@ -80,6 +80,7 @@ fn user_networks_are_isolated_and_internal_has_no_way_out() {
                     netns: c.netns(),
                     aliases: vec![],
                     requested_ip: None,
+                    mac: None,
                     ports: vec![],
                 })
                 .unwrap()
@@ -141,6 +142,7 @@ fn user_networks_are_isolated_and_internal_has_no_way_out() {
                     netns: a1.netns(),
                     aliases: vec![],
                     requested_ip: Some("10.213.129.50".parse().unwrap()),
+                    mac: None,
                     ports: vec![],
                 })
                 .unwrap();

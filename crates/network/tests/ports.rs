@@ -57,6 +57,7 @@ fn published_ports_reach_httpd() {
                     netns: web.netns(),
                     aliases: vec![],
                     requested_ip: None,
+                    mac: None,
                     ports: vec![
                         PortSpec::parse("127.0.0.1::80").unwrap(),
                         PortSpec::parse("80").unwrap(),
@@ -74,6 +75,7 @@ fn published_ports_reach_httpd() {
                     netns: client.netns(),
                     aliases: vec![],
                     requested_ip: None,
+                    mac: None,
                     ports: vec![],
                 })
                 .unwrap();
@@ -84,10 +86,7 @@ fn published_ports_reach_httpd() {
 
             let rules = run_ok("nft", &["list", "table", "ip", &table]);
             assert!(
-                rules.contains(&format!(
-                    "ip daddr 127.0.0.1 tcp dport {lo_port} dnat to {}:80",
-                    ep.ip
-                )),
+                rules.contains(&format!("127.0.0.1 . tcp . {lo_port} : {} . 80", ep.ip)),
                 "{rules}"
             );
 
@@ -219,7 +218,11 @@ fn published_ports_reach_httpd() {
             let old = mgr.unpublish("bridge", "web").unwrap();
             assert_eq!(old.len(), 2);
             assert_eq!(fetch_host(&format!("http://127.0.0.1:{lo_port}/")), None);
-            assert!(!run_ok("nft", &["list", "table", "ip", &table]).contains("dnat to"));
+            let rules = run_ok("nft", &["list", "table", "ip", &table]);
+            assert!(
+                !rules.contains(&format!(": {} . 80", ep.ip)),
+                "unpublished ports still mapped: {rules}"
+            );
             let again = mgr
                 .publish(
                     "bridge",

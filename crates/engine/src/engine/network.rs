@@ -164,6 +164,10 @@ impl Engine {
                 .as_str()
                 .and_then(|s| s.parse().ok()),
             ports: Vec::new(),
+            mac: ep["MacAddress"]
+                .as_str()
+                .filter(|m| !m.is_empty())
+                .map(String::from),
         }
     }
 
@@ -188,6 +192,13 @@ impl Engine {
         }
         if let Some(first) = attach.first_mut() {
             first.ports = net::port_specs(&c.config, &c.host_config);
+            // The deprecated Config.MacAddress (API < 1.44, and berth's own CLI) is the first network's.
+            if first.mac.is_none() {
+                first.mac = c.config["MacAddress"]
+                    .as_str()
+                    .filter(|m| !m.is_empty())
+                    .map(String::from);
+            }
         }
         if gateway.is_none() {
             gateway = n
@@ -255,6 +266,7 @@ impl Engine {
                     aliases: e.aliases,
                     requested_ip: e.ip,
                     ports: Vec::new(),
+                    mac: e.mac,
                 })
                 .map_err(net_err)?;
         }
