@@ -15,7 +15,9 @@ use crate::images::{ImageError, Images};
 use crate::names;
 use crate::record::{now_rfc3339, Container, State};
 
+mod container_net;
 mod health;
+mod late_dns;
 mod lifecycle;
 mod network;
 mod restart;
@@ -314,7 +316,11 @@ impl Engine {
         config["Labels"] = json!(labels);
         health::merge(&mut config, &ic);
         health::validate(&config)?;
-        if config["Hostname"].as_str().is_none_or(|s| s.is_empty()) {
+        // `--network container:x` takes x's hostname at each start, so none is made up for it.
+        let joins_net = self.netmode_validate(&config, &hc, &endpoints)?;
+        if joins_net {
+            config["Hostname"] = json!("");
+        } else if config["Hostname"].as_str().is_none_or(|s| s.is_empty()) {
             config["Hostname"] = json!(names::short(&id));
         }
         if config["Domainname"].is_null() {

@@ -306,7 +306,7 @@ fn serve_dns(
 }
 
 /// Asks each upstream in turn (from the host's namespace); SERVFAIL when none answers.
-fn forward(packet: &[u8], upstreams: &[IpAddr]) -> Option<Vec<u8>> {
+pub(crate) fn forward(packet: &[u8], upstreams: &[IpAddr]) -> Option<Vec<u8>> {
     for up in upstreams {
         let bind: SocketAddr = if up.is_ipv4() {
             (Ipv4Addr::UNSPECIFIED, 0).into()

@@ -60,6 +60,7 @@ impl Engine {
         if c.state.running {
             return Err(EngineError::NotModified("container already started".into()));
         }
+        let (c, joined_netns) = self.join_container_net(c)?;
         let img = self
             .images
             .resolve(&c.image)
@@ -69,7 +70,10 @@ impl Engine {
                 .map_err(internal)?;
         layer.create().map_err(internal)?;
         let rootfs = layer.mount().map_err(internal)?;
-        self.write_etc_files(&c)?;
+        if joined_netns.is_none() {
+            // A container:<x> container uses x's files; they are x's to write.
+            self.write_etc_files(&c)?;
+        }
         let mut argv = vec![c.path.clone()];
         argv.extend(c.args.iter().cloned());
         let mut env: Vec<String> = vec![format!(
@@ -105,7 +109,12 @@ impl Engine {
             &c.host_config,
         );
         let spec = match spec {
-            Ok(s) => s,
+            Ok(mut s) => {
+                if let Some(p) = &joined_netns {
+                    super::container_net::set_netns_path(&mut s, p);
+                }
+                s
+            }
             Err(e) => {
                 let _ = layer.unmount();
                 return Err(EngineError::InvalidParameter(e.to_string()));

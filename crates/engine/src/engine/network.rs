@@ -76,6 +76,7 @@ impl Engine {
         if let Err(e) = n.mgr.prune(|id| running.contains(id)) {
             log::warn!("pruning stale network endpoints: {e}");
         }
+        self.late_dns_recover();
     }
 
     /// Checks `NetworkMode` and the endpoints config at create; returns the networks to store.
@@ -86,7 +87,7 @@ impl Engine {
     ) -> Result<BTreeMap<String, Value>> {
         let mode = hc["NetworkMode"].as_str().unwrap_or("bridge");
         let mut out = BTreeMap::new();
-        if matches!(mode, "host" | "none") {
+        if matches!(mode, "host" | "none") || mode.starts_with("container:") {
             return Ok(out);
         }
         let Some(n) = &self.net else {
@@ -246,6 +247,11 @@ impl Engine {
                     .into(),
             ));
         }
+        if super::container_net::joined_name(&c.host_config).is_some() {
+            return Err(EngineError::InvalidParameter(
+                "container sharing network namespace with another container or host cannot be connected to any other network".into(),
+            ));
+        }
         if net::container_networks(&c)
             .iter()
             .any(|(k, _)| *k == net.name)
@@ -272,9 +278,12 @@ impl Engine {
         }
         let name = net.name.clone();
         let ep = endpoint.clone();
-        self.update(&c.id, move |c| {
+        let c = self.update(&c.id, move |c| {
             c.networks.insert(name, ep);
         })?;
+        if !net.default {
+            self.late_dns_ensure(&c);
+        }
         Ok(())
     }
 
