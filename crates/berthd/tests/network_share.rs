@@ -215,10 +215,8 @@ fn mac_address() {
     );
     // Through the API as Config.MacAddress (what older clients and berth's CLI send), on a user network.
     d.ok(&["network", "create", "macnet"]);
-    let body = format!(
-        r#"{{"Image":"busybox","Cmd":["sleep","1000"],"MacAddress":"02:42:AC:11:FF:02","HostConfig":{{"NetworkMode":"macnet"}}}}"#
-    );
-    let (status, resp) = d.http("POST", "/v1.41/containers/create?name=m2", Some(&body));
+    let body = r#"{"Image":"busybox","Cmd":["sleep","1000"],"MacAddress":"02:42:AC:11:FF:02","HostConfig":{"NetworkMode":"macnet"}}"#;
+    let (status, resp) = d.http("POST", "/v1.41/containers/create?name=m2", Some(body));
     assert_eq!(status, 201, "{resp}");
     d.ok(&["start", "m2"]);
     let inside = d.ok(&["exec", "m2", "cat", "/sys/class/net/eth0/address"]);
