@@ -287,8 +287,8 @@ fn policies_across_berthd_restarts() {
     }
     d.spawn();
     for n in ["alw", "uls"] {
-        wait_inspect(&d, n, "{{.State.Running}} {{.RestartCount}}", |s| {
-            s == "true 1"
+        wait_inspect(&d, n, "{{.State.Status}} {{.RestartCount}}", |s| {
+            s == "running 1"
         });
     }
     assert_eq!(
@@ -307,10 +307,12 @@ fn policies_across_berthd_restarts() {
     let st = d.terminate();
     assert!(st.success(), "{st}");
     d.spawn();
-    wait_inspect(&d, "alw", "{{.State.Running}}", |s| s == "true");
+    wait_inspect(&d, "alw", "{{.State.Status}}", |s| s == "running");
     assert_eq!(
         d.ok(&["inspect", "-f", "{{.State.Status}}", "uls"]).trim(),
-        "exited"
+        "exited",
+        "{}",
+        d.log()
     );
     // And a running `always` container survives a SIGTERMed berthd as it is.
     d.wait_for_log("alw", "up");
@@ -318,8 +320,8 @@ fn policies_across_berthd_restarts() {
     assert!(st.success(), "{st}");
     d.spawn();
     assert_eq!(
-        d.ok(&["inspect", "-f", "{{.State.Running}}", "alw"]).trim(),
-        "true"
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "alw"]).trim(),
+        "running"
     );
     d.ok(&["stop", "alw"]);
 }

@@ -544,10 +544,13 @@ impl Engine {
 
     /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after `timeout` seconds (-1: wait forever).
     pub async fn stop(&self, key: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
-        let c = self.get(key)?;
-        if !c.state.running && c.state.restarting && self.cancel_restarts(&c.id) {
-            self.container_event(&c, "stop", json!({}));
-            return Ok(());
+        let mut c = self.get(key)?;
+        if !c.state.running && c.state.restarting {
+            if self.stop_restarting(&c.id).await {
+                self.container_event(&c, "stop", json!({}));
+                return Ok(());
+            }
+            c = self.get(key)?;
         }
         if !c.state.running {
             return Err(EngineError::NotModified("container already stopped".into()));

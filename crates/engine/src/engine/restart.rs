@@ -7,6 +7,7 @@
 //! caught between two restarts are started again.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,8 +44,14 @@ pub(crate) struct Backoff {
     pending: bool,
 }
 
-/// The engine's table of back-offs, by container id.
-pub(crate) type Restarts = Mutex<HashMap<String, Backoff>>;
+/// The engine's back-offs, by container id.
+#[derive(Debug, Default)]
+pub(crate) struct Restarts {
+    map: Mutex<HashMap<String, Backoff>>,
+    /// Set once berthd's recovery (containers, then networks) is done: restarts decided during recovery wait
+    /// for it, or they would start containers on networks not yet restored.
+    booted: AtomicBool,
+}
 
 /// A parsed `HostConfig.RestartPolicy`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,7 +173,26 @@ impl Engine {
     }
 
     pub(super) fn backoffs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Backoff>> {
-        self.restarts.lock().unwrap_or_else(|p| p.into_inner())
+        self.restarts.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// For `stop` of a container a restart policy is bringing back: cancels the restart. True when that
+    /// stopped it (it was waiting for its back-off); otherwise a policy start is under way, and this waits for it
+    /// to settle so that the caller stops the new run.
+    pub(super) async fn stop_restarting(&self, id: &str) -> bool {
+        if self.cancel_restarts(id) {
+            return true;
+        }
+        let mut rx = self.subscribe();
+        loop {
+            match self.get(id) {
+                Ok(c) if c.state.restarting => {}
+                _ => return false,
+            }
+            if rx.changed().await.is_err() {
+                return false;
+            }
+        }
     }
 
     /// A user stop (or a kill with the stop signal): no restart after this exit, and `unless-stopped` stays
@@ -232,6 +258,10 @@ impl Engine {
 
     /// Starts the container again after `delay`, unless a stop, start or removal came first.
     pub(super) fn schedule_restart(self: &Arc<Self>, id: String, delay: Duration, generation: u64) {
+        if !self.restarts.booted.load(Ordering::SeqCst) {
+            // Still recovering: [`Self::restart_on_boot`] starts every container left `restarting`.
+            return;
+        }
         let engine = Arc::clone(self);
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -261,15 +291,15 @@ impl Engine {
     /// At berthd start: runs the containers their policy wants up (docker's `ShouldRestart` at daemon
     /// restore), and those that were waiting for a restart when the previous berthd went away.
     pub(super) fn restart_on_boot(self: &Arc<Self>) {
+        // First, so that an exit recorded concurrently from here on schedules its own timer; a container seen
+        // by both gets two timers of which only the later generation fires.
+        self.restarts.booted.store(true, Ordering::SeqCst);
         for c in self.all() {
             if c.state.running {
                 self.health_resume(&c.id);
                 continue;
             }
             if c.monitor_pid != 0 {
-                continue;
-            }
-            if self.backoffs().get(&c.id).is_some_and(|e| e.pending) {
                 continue;
             }
             let p = Policy::of(&c.host_config);
