@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test.sh: run as root (the tests create real namespaces, mounts and cgroups)" >&2; exit 1; }
 ./scripts/deps.sh
 export CARGO_TERM_COLOR=never
+# A clean build gains nothing from incremental caches; they only cost disk and time.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
