@@ -249,15 +249,38 @@ fn multi_stage_args_env_workdir_user_dockerignore() {
     }
     // What a RUN writes under an image VOLUME is discarded (docker), and the step's anonymous volume goes with
     // its container.
+    // ADD unpacks a local archive; COPY --chown/--chmod.
     let vol = ctx(
         &d,
         "vol",
-        &[(
-            "Dockerfile",
-            "FROM busybox\nVOLUME /data\nRUN echo x > /data/f && echo y > /kept\n",
-        )],
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nADD inner.tar.gz /opt/\nCOPY --chown=nobody:nogroup --chmod=600 owned.txt /owned\n\
+                 VOLUME /data\nRUN echo x > /data/f && echo y > /kept\n",
+            ),
+            ("owned.txt", "o\n"),
+            ("inner/deep/inner.txt", "from the archive\n"),
+        ],
     );
+    let st = Command::new("tar")
+        .arg("-czf")
+        .arg(vol.join("inner.tar.gz"))
+        .arg("-C")
+        .arg(vol.join("inner"))
+        .arg("deep")
+        .status()
+        .unwrap();
+    assert!(st.success());
     build_ok(&d, Cli::Docker, &vol, &["-t", "vol", "."]);
+    assert_eq!(
+        d.ok(&["run", "--rm", "vol", "cat", "/opt/deep/inner.txt"]),
+        "from the archive\n"
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", "vol", "stat", "-c", "%u:%g %a", "/owned"]),
+        "65534:65534 600\n"
+    );
     assert_eq!(d.ok(&["run", "--rm", "vol", "cat", "/kept"]), "y\n");
     assert_eq!(d.ok(&["run", "--rm", "vol", "ls", "/data"]), "");
     let vols = d.ok(&["volume", "ls", "-q"]);
