@@ -138,6 +138,15 @@ impl Drop for Tmux {
     }
 }
 
+/// TTY containers need the builtin runtime (the monitor refuses them with a runtime CLI).
+fn tty_runtime() -> bool {
+    if std::env::var_os("BERTH_TEST_RUNTIME").is_some() {
+        eprintln!("SKIPPED: TTY containers need the builtin runtime (BERTH_TEST_RUNTIME is set)");
+        return false;
+    }
+    true
+}
+
 /// The berth CLI next to berthd, if it was built.
 fn berth_cli() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berth");
@@ -221,6 +230,9 @@ fn interactive_session(d: &Daemon, cli: &str, name: &str) {
 fn run_it_resize_detach_attach_exec_with_docker() {
     require!();
     require!("tmux");
+    if !tty_runtime() {
+        return;
+    }
     let d = Daemon::start();
     d.import_busybox();
     interactive_session(&d, common::DOCKER, "itdocker");
@@ -230,6 +242,9 @@ fn run_it_resize_detach_attach_exec_with_docker() {
 fn run_it_resize_detach_attach_exec_with_berth() {
     require!();
     require!("tmux");
+    if !tty_runtime() {
+        return;
+    }
     let Some(cli) = berth_cli() else {
         eprintln!("SKIPPED: the berth CLI is not built (cargo build --workspace --bins)");
         return;
@@ -285,6 +300,9 @@ fn read_until(s: &mut UnixStream, needle: &str, to_eof: bool) -> String {
 #[test]
 fn api_detach_keys_end_attach_and_exec_sessions() {
     require!();
+    if !tty_runtime() {
+        return;
+    }
     let d = Daemon::start();
     d.import_busybox();
     d.ok(&["run", "-dit", "--name", "dk", "busybox", "sh"]);
@@ -406,7 +424,9 @@ fn exec_flags_stdin_and_exit_codes() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // -t without a terminal on our side: a pty all the same.
-    assert_eq!(d.ok(&["exec", "-t", "ex", "tty"]), "/dev/pts/0\r\n");
+    if std::env::var_os("BERTH_TEST_RUNTIME").is_none() {
+        assert_eq!(d.ok(&["exec", "-t", "ex", "tty"]), "/dev/pts/0\r\n");
+    }
     // -it needs a terminal on stdin, like docker.
     let o = d.docker(&["exec", "-it", "ex", "true"]);
     assert_eq!(o.status.code(), Some(1));
@@ -466,6 +486,15 @@ fn exec_flags_stdin_and_exit_codes() {
         None,
     );
     assert_eq!(String::from_utf8_lossy(&o.stdout), "65534\n/tmp\n1\n");
+    // `-e KEY` takes the value from the CLI's environment.
+    let o = Command::new(&cli)
+        .args(["exec", "-e", "FROM_ENV", "ex", "sh", "-c", "echo $FROM_ENV"])
+        .env("BERTH_HOST", format!("unix://{}", d.sock.display()))
+        .env("FROM_ENV", "inherited")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "inherited\n");
     let o = berth(
         &d,
         &cli,

@@ -54,10 +54,11 @@ pub fn exec_body(o: &ExecOpts) -> Result<Value, CliError> {
             text.lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(String::from),
+                .filter_map(super::runopts::env_entry),
         );
     }
-    env.extend(o.env.iter().cloned());
+    // `-e KEY` takes KEY from our environment (dropped when unset), as docker does.
+    env.extend(o.env.iter().filter_map(|e| super::runopts::env_entry(e)));
     let mut body = json!({
         "User": o.user.clone().unwrap_or_default(),
         "Privileged": o.privileged,

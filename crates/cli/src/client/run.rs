@@ -348,6 +348,19 @@ fn attach_start_wait(client: &mut Client, a: &Attach<'_>) -> Result<Ended, CliEr
     }
     let _raw = (tty && stdin && std::io::stdin().is_terminal()).then(RawTerminal::enable);
     if tty {
+        if !start {
+            // Attaching to a running shell: like docker, resize one off first, so the size change makes the
+            // program redraw (a prompt shows up without typing anything).
+            if let Some((h, w)) = terminal_size() {
+                let q = [("h", (h + 1).to_string()), ("w", (w + 1).to_string())];
+                let _ = client.request(
+                    "POST",
+                    &with_query(&format!("{base}/resize"), &q),
+                    &[],
+                    Body::None,
+                );
+            }
+        }
         resize(client, &base);
     }
     if stream(reader, writer, tty, stdin, a.detach_keys)? {

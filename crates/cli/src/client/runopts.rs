@@ -310,7 +310,7 @@ fn bad(flag: &str, val: &str, why: &str) -> CliError {
 }
 
 /// `KEY=VALUE`, or `KEY` taken from our environment (dropped when unset), like docker.
-fn env_entry(e: &str) -> Option<String> {
+pub(super) fn env_entry(e: &str) -> Option<String> {
     if e.contains('=') {
         return Some(e.to_string());
     }
