@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use common::Daemon;
 
-/// A tmux server of our own (`-L` socket), killed with its panes on drop.
+/// A tmux server of our own (its socket in the test's temporary root), killed with its panes on drop.
 struct Tmux {
-    sock: String,
+    sock: PathBuf,
 }
 
 impl Tmux {
@@ -24,11 +24,10 @@ impl Tmux {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let t = Tmux {
-            sock: format!(
-                "berth-it-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::SeqCst)
-            ),
+            sock: d
+                .root
+                .path()
+                .join(format!("tmux-{}", N.fetch_add(1, Ordering::SeqCst))),
         };
         let host = format!("unix://{}", d.sock.display());
         t.run(&[
@@ -53,7 +52,7 @@ impl Tmux {
 
     fn run(&self, args: &[&str]) -> String {
         let o = Command::new("tmux")
-            .arg("-L")
+            .arg("-S")
             .arg(&self.sock)
             .args(args)
             .stdin(Stdio::null())
@@ -130,11 +129,15 @@ impl Drop for Tmux {
     fn drop(&mut self) {
         // Kills the panes' programs (SIGHUP) with the server; containers are the Daemon guard's.
         let _ = Command::new("tmux")
-            .args(["-L", &self.sock, "kill-server"])
+            .arg("-S")
+            .arg(&self.sock)
+            .arg("kill-server")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+        // tmux leaves its socket file behind.
+        let _ = std::fs::remove_file(&self.sock);
     }
 }
 
