@@ -122,7 +122,30 @@ pub(crate) fn close_fds(preserve_fds: u32) -> Result<(), ProcessError> {
         )
     };
     if r != 0 {
-        return Err(sys("close_range")(nix::Error::last()));
+        let e = nix::Error::last();
+        // A seccomp profile written before close_range existed (runtime-tools' default, older docker ones)
+        // makes it fail with ENOSYS or EPERM: fall back to walking /proc/self/fd, as runc's CloseExecFrom does.
+        if !matches!(e, nix::Error::ENOSYS | nix::Error::EPERM) {
+            return Err(sys("close_range")(e));
+        }
+        return cloexec_from_proc(3 + preserve_fds);
+    }
+    Ok(())
+}
+
+/// Sets FD_CLOEXEC on every open fd >= `first`, listing them from /proc/self/fd.
+fn cloexec_from_proc(first: u32) -> Result<(), ProcessError> {
+    let dir = std::fs::read_dir("/proc/self/fd").map_err(|e| {
+        sys("list /proc/self/fd")(nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+    })?;
+    // Collect first: the directory's own fd is in the listing and goes away when `dir` is dropped.
+    let fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd: &i32| *fd >= first as i32)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD only changes the close-on-exec flag of an fd number; a stale one fails with EBADF.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
     Ok(())
 }
