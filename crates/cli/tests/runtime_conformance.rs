@@ -27,3 +27,23 @@ fn starts_when_seccomp_denies_close_range() {
     // sh's 0-2 plus the fd ls uses for reading the directory itself.
     assert_eq!(out.trim(), "0 1 2 3", "unexpected fds in the container: {out}");
 }
+
+/// `linux.rootfsPropagation` shared / unbindable: pivot_root refuses a shared new root and an unbindable
+/// "/" cannot be bind-mounted, so both are applied to the container's "/" after pivot_root (runc fails
+/// to create such containers on this host; runtime-tools' linux_rootfs_propagation checks the result).
+#[test]
+fn rootfs_propagation_shared_and_unbindable() {
+    if !privileged("rootfs_propagation_shared_and_unbindable") {
+        return;
+    }
+    let b = Bundle::new();
+    for (prop, tag) in [("shared", "shared:"), ("unbindable", "unbindable")] {
+        b.edit(|c| {
+            c["linux"]["rootfsPropagation"] = json!(prop);
+            c["process"]["args"] = json!(["sh", "-c", "awk '$5 == \"/\"' /proc/self/mountinfo"]);
+        });
+        let (code, out, err) = b.run(&unique(&format!("prop-{prop}")));
+        assert_eq!(code, 0, "{prop}: container did not start: {err}");
+        assert!(out.contains(tag), "{prop}: root mount lacks {tag}: {out}");
+    }
+}

@@ -117,6 +117,7 @@ fn setup(a: &InitArgs) -> Result<String, String> {
         hooks::run("createContainer", h, &a.hook_state).map_err(|e| s(&e))?;
     }
     rootfs::pivot(a.rootfs, a.no_pivot).map_err(|e| s(&e))?;
+    rootfs::apply_root_propagation(a.spec).map_err(|e| s(&e))?;
     rootfs::finish(a.spec, plan.any_user).map_err(|e| s(&e))?;
     let proc = a
         .spec

@@ -45,20 +45,11 @@ const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
 /// Makes the host's mounts invisible to propagation and binds the rootfs onto itself (pivot_root needs a mount
 /// point). Returns an fd of the rootfs mount for in-root resolution.
 pub(crate) fn prepare_root(spec: &Spec, rootfs: &Path) -> Result<OwnedFd, RootfsError> {
-    let prop = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.rootfs_propagation().clone());
-    let flags = match prop.as_deref() {
-        Some(p) => MountOpts::parse(&[p.to_string()])
-            .propagation
-            .first()
-            .copied()
-            .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC),
-        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-    };
+    let flags = root_propagation(spec);
     // Never let our mounts propagate back to the host, whatever the rootfs propagation says for later.
-    let first = if flags.contains(MsFlags::MS_SHARED) {
+    // shared and unbindable are applied to "/" only after pivot_root (see `apply_root_propagation`): a shared
+    // new root makes pivot_root fail with EINVAL, an unbindable "/" makes the rootfs bind fail.
+    let first = if late_propagation(flags) {
         MsFlags::MS_SLAVE | MsFlags::MS_REC
     } else {
         flags
@@ -73,10 +64,6 @@ pub(crate) fn prepare_root(spec: &Spec, rootfs: &Path) -> Result<OwnedFd, Rootfs
         None::<&str>,
     )
     .map_err(sys("bind rootfs", rootfs))?;
-    if flags.contains(MsFlags::MS_SHARED) {
-        mount(None::<&str>, rootfs, None::<&str>, flags, None::<&str>)
-            .map_err(sys("rootfs propagation", rootfs))?;
-    }
     std::fs::File::open(rootfs)
         .map(OwnedFd::from)
         .map_err(|e| RootfsError::Sys {
@@ -84,6 +71,38 @@ pub(crate) fn prepare_root(spec: &Spec, rootfs: &Path) -> Result<OwnedFd, Rootfs
             path: rootfs.to_path_buf(),
             source: io_errno(&e),
         })
+}
+
+/// `linux.rootfsPropagation` as mount flags; rslave (runc's default) when unset or unknown.
+fn root_propagation(spec: &Spec) -> MsFlags {
+    let prop = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().clone());
+    match prop.as_deref() {
+        Some(p) => MountOpts::parse(&[p.to_string()])
+            .propagation
+            .first()
+            .copied()
+            .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC),
+        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    }
+}
+
+fn late_propagation(flags: MsFlags) -> bool {
+    flags.intersects(MsFlags::MS_SHARED | MsFlags::MS_UNBINDABLE)
+}
+
+/// After pivot_root: a shared or unbindable `linux.rootfsPropagation` is applied to the container's "/"
+/// (a slave of the host's mounts since `prepare_root`, so a shared root forms its own peer group and
+/// nothing propagates back to the host).
+pub(crate) fn apply_root_propagation(spec: &Spec) -> Result<(), RootfsError> {
+    let flags = root_propagation(spec);
+    if late_propagation(flags) {
+        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+            .map_err(sys("rootfs propagation", Path::new("/")))?;
+    }
+    Ok(())
 }
 
 pub(crate) fn io_errno(e: &std::io::Error) -> nix::Error {
