@@ -25,7 +25,11 @@ fn starts_when_seccomp_denies_close_range() {
     let (code, out, err) = b.run(&unique("closerange"));
     assert_eq!(code, 0, "container did not start: {err}");
     // sh's 0-2 plus the fd ls uses for reading the directory itself.
-    assert_eq!(out.trim(), "0 1 2 3", "unexpected fds in the container: {out}");
+    assert_eq!(
+        out.trim(),
+        "0 1 2 3",
+        "unexpected fds in the container: {out}"
+    );
 }
 
 /// `linux.rootfsPropagation` shared / unbindable: pivot_root refuses a shared new root and an unbindable
