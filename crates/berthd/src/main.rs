@@ -68,7 +68,8 @@ struct Args {
     /// Disable bridge networking ("bridge" containers get only `lo`), dockerd's `--bridge none`.
     #[arg(long)]
     no_bridge: bool,
-    /// A registry (host[:port] or CIDR) to speak plain HTTP to; loopback always is. Repeatable.
+    /// An insecure registry (host[:port] or CIDR): HTTPS without certificate checks, else plain HTTP, as
+    /// dockerd; loopback always is. Repeatable.
     #[arg(long = "insecure-registry", value_name = "REGISTRY")]
     insecure_registry: Vec<String>,
 }

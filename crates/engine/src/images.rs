@@ -81,7 +81,8 @@ pub struct Images {
 
 impl Images {
     /// Opens (creating) berth-image's store under `data_root`; registries on loopback (like dockerd's default
-    /// insecure 127.0.0.0/8) and those in `insecure` (`--insecure-registry`) are spoken to over plain HTTP.
+    /// insecure 127.0.0.0/8) and those in `insecure` (`--insecure-registry`) are insecure (HTTPS without
+    /// certificate checks, then plain HTTP).
     pub fn open(data_root: &Path, insecure: &[String]) -> Result<Self> {
         let mut insecure_registries: Vec<String> =
             vec!["127.0.0.0/8".into(), "localhost".into(), "::1/128".into()];
