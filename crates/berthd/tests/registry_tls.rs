@@ -1,5 +1,5 @@
 //! Registry transport security through the real docker CLI and berthd: `--insecure-registry` (host:port and
-//! CIDR) and `certs.d` CAs, against Debian's `docker-registry` listening on the address of berthd's test
+//! CIDR) and `certs.d` CAs and client certificates, against Debian's `docker-registry` listening on the address of berthd's test
 //! bridge, which is a local but non-loopback address (loopback registries are insecure by default, as in
 //! dockerd). Traffic stays on this host. Run as root inside `unshare -m --propagation private`.
 
@@ -212,6 +212,92 @@ fn certs_d_ca_and_insecure_tls() {
     std::fs::remove_file(certs_d.join(&host).join("ca.crt")).unwrap();
     restart(&mut d, &["--insecure-registry".into(), host.clone()], &env);
     d.ok(&["rmi", &name]);
+    let pull = d.ok(&["pull", &name]);
+    assert!(pull.contains("Status: Downloaded newer image"), "{pull}");
+}
+
+#[test]
+fn certs_d_client_certificate() {
+    require!();
+    require!("docker-registry");
+    require!("openssl");
+    let mut d = Daemon::start();
+    let Some(ip) = bridge_ip(&d) else {
+        eprintln!("SKIPPED: berthd's test bridge has no IPv4 address");
+        return;
+    };
+    let pki = d.root.path().join("pki");
+    std::fs::create_dir(&pki).unwrap();
+    make_certs(&pki, &ip);
+    // A client certificate signed by the same CA, named as docker's certs.d wants it.
+    openssl(
+        &pki,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+            "-subj",
+            "/CN=berth test client",
+        ],
+    );
+    std::fs::write(pki.join("client.cnf"), "extendedKeyUsage=clientAuth\n").unwrap();
+    openssl(
+        &pki,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "client.cert",
+            "-days",
+            "2",
+            "-extfile",
+            "client.cnf",
+        ],
+    );
+    let reg = Registry::start_tls(
+        &ip,
+        Some((&pki.join("server.crt"), &pki.join("server.key"))),
+        Some(&pki.join("ca.crt")),
+    );
+    let host = format!("{ip}:{}", reg.port);
+    let name = format!("{host}/mtls/bb:1");
+    let certs_d = d.root.path().join("certs.d");
+    let hd = certs_d.join(&host);
+    std::fs::create_dir_all(&hd).unwrap();
+    std::fs::copy(pki.join("ca.crt"), hd.join("ca.crt")).unwrap();
+    let env = vec![(
+        "BERTH_CERTS_D".to_string(),
+        certs_d.to_str().unwrap().to_string(),
+    )];
+    restart(&mut d, &[], &env);
+    d.import_busybox();
+    d.ok(&["tag", "busybox", &name]);
+
+    // The server is trusted but wants a client certificate.
+    let err = fails(&d, &["push", &name]);
+    assert!(err.contains(&host), "{err}");
+
+    // With client.cert + client.key in certs.d the handshake completes.
+    std::fs::copy(pki.join("client.cert"), hd.join("client.cert")).unwrap();
+    std::fs::copy(pki.join("client.key"), hd.join("client.key")).unwrap();
+    let push = d.ok(&["push", &name]);
+    assert!(push.contains("1: digest: sha256:"), "{push}");
+    d.ok(&["rmi", &name]);
+    d.ok(&["rmi", "busybox"]);
     let pull = d.ok(&["pull", &name]);
     assert!(pull.contains("Status: Downloaded newer image"), "{pull}");
 }

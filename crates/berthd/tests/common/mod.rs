@@ -520,6 +520,11 @@ impl Registry {
 
     /// A registry on `ip` (an address of this host), serving TLS with `(certificate, key)` when given.
     pub fn start_on(ip: &str, tls: Option<(&Path, &Path)>) -> Self {
+        Self::start_tls(ip, tls, None)
+    }
+
+    /// Like [`Registry::start_on`]; with `client_ca`, TLS clients must present a certificate it signed.
+    pub fn start_tls(ip: &str, tls: Option<(&Path, &Path)>, client_ca: Option<&Path>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("berthd-registry-")
             .tempdir_in("/tmp")
@@ -531,8 +536,11 @@ impl Registry {
             .port();
         let tls = tls
             .map(|(c, k)| {
+                let cas = client_ca
+                    .map(|ca| format!("    clientcas:\n      - {}\n", ca.display()))
+                    .unwrap_or_default();
                 format!(
-                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    "  tls:\n    certificate: {}\n    key: {}\n{cas}",
                     c.display(),
                     k.display()
                 )
