@@ -200,6 +200,15 @@ fn rm_with_restart_policy_is_refused() {
     );
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("invalid restart policy"), "{body}");
+    // A `--rm` container whose start fails is removed, as by dockerd: the CLI waits for that removal.
+    let o = Command::new("timeout")
+        .args(["60", DOCKER, "run", "--rm", "busybox", "/no/such/binary"])
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", &d.docker_config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(127), "{o:?}");
     assert_eq!(d.ok(&["ps", "-aq"]), "");
 }
 

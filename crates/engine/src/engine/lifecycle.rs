@@ -364,7 +364,7 @@ impl Engine {
 
     /// `--rm`: removes the container after its run (files that cannot be deleted are logged; the container is
     /// gone from the API either way, so `wait?condition=removed` returns).
-    fn auto_remove(&self, id: String) {
+    pub(super) fn auto_remove(&self, id: String) {
         if let Ok(c) = self.get(&id) {
             if !c.state.running && c.monitor_pid == 0 {
                 // docker's --rm takes the anonymous volumes along; before the record goes, so that a client

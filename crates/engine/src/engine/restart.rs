@@ -162,7 +162,13 @@ impl Engine {
                 c.state.status = "exited".into();
             }
         })?;
-        self.run_once(&c.id).await
+        let started = self.run_once(&c.id).await;
+        if started.is_err() && c.host_config["AutoRemove"].as_bool().unwrap_or(false) {
+            // As dockerd: a `--rm` container whose start failed is removed, or a client waiting for
+            // `condition=removed` (the docker CLI's `run --rm`) would wait forever.
+            self.auto_remove(c.id.clone());
+        }
+        started
     }
 
     /// One run: the monitor, then the healthcheck.
