@@ -4,6 +4,7 @@
 //! Paths are accepted unversioned and with a `/vX.YY` prefix (v1.24 to [`API_VERSION`]); the prefix is stripped
 //! by a middleware before routing. Errors are docker's `{"message": "..."}` bodies with docker's status codes.
 
+mod archive;
 mod auth;
 mod build;
 mod containers;
@@ -11,6 +12,8 @@ mod error;
 mod exec;
 mod images;
 mod networks;
+mod ops;
+mod stats;
 mod streams;
 mod system;
 mod volumes;
@@ -128,6 +131,15 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/attach", post(streams::attach))
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}/exec", post(exec::create))
+        .route(
+            "/containers/{id}/archive",
+            get(archive::get).head(archive::head).put(archive::put),
+        )
+        .route("/containers/{id}/stats", get(stats::stats))
+        .route("/containers/{id}/top", get(stats::top))
+        .route("/containers/{id}/pause", post(ops::pause))
+        .route("/containers/{id}/unpause", post(ops::unpause))
+        .route("/containers/{id}/update", post(ops::update))
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/exec/{id}/resize", post(exec::resize))

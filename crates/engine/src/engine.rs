@@ -20,10 +20,12 @@ mod health;
 mod late_dns;
 mod lifecycle;
 mod network;
+mod ops;
 mod restart;
 mod volumes;
 pub use lifecycle::container_resolv_conf;
 pub use network::NetState;
+pub use ops::container_cgroup;
 pub use restart::{Policy as RestartPolicy, RestartError};
 
 /// Errors of engine operations; [`EngineError::status`] maps them to docker's HTTP status codes.
@@ -471,6 +473,9 @@ impl Engine {
             self.cancel_restarts(&c.id);
         }
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.state.pid), sig).map_err(internal)?;
+        if c.state.paused && sig == nix::sys::signal::Signal::SIGKILL {
+            self.thaw_for_kill(&c.id);
+        }
         self.container_event(&c, "kill", json!({"signal": (sig as i32).to_string()}));
         Ok(())
     }

@@ -13,8 +13,10 @@
 //! - [`build`]: the classic builder's backend (RUN in step containers, COPY/ADD layers, the build cache).
 //! - [`init`]: `--init`, the embedded docker-init.
 //! - [`tty`]: detach keys and terminal resizes.
+//! - [`archive`], [`stats`], [`top`]: `docker cp`, `docker stats` and `docker top`.
 //! - [`engine`]: the daemon side: create/start/stop/wait/remove/list, exit tracking, recovery after restart.
 
+pub mod archive;
 pub mod build;
 pub mod engine;
 pub mod events;
@@ -29,6 +31,8 @@ pub mod net;
 pub mod query;
 pub mod record;
 pub mod spec;
+pub mod stats;
+pub mod top;
 pub mod tty;
 
 pub use engine::{Engine, EngineConfig, EngineError};

@@ -448,6 +448,16 @@ impl Drop for Daemon {
                 );
             }
         }
+        // A paused (frozen) container only dies once thawed.
+        for id in &ids {
+            let _ = fs::write(
+                format!("/sys/fs/cgroup/freezer/berth/{id}/freezer.state"),
+                "THAWED",
+            );
+            for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+                let _ = fs::write(format!("{base}/berth/{id}/cgroup.freeze"), "0");
+            }
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         while monitors.iter().any(|m| alive_with(*m, "monitor")) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));

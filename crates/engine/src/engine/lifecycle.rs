@@ -312,6 +312,7 @@ impl Engine {
             died = was_started;
             c.monitor_pid = 0;
             c.state.running = false;
+            c.state.paused = false;
             c.state.pid = 0;
             // A restart policy decides again below, for runs that did start.
             c.state.restarting = false;
