@@ -518,6 +518,20 @@ impl Engine {
         &self,
         key: &str,
         path: &str,
+        mut input: impl Read,
+        opts: ExtractOptions,
+    ) -> Result<(), ArchiveError> {
+        let res = self.archive_put_inner(key, path, &mut input, opts);
+        // Read the request to its end whatever happened (tar readers stop at the first zero block): a client
+        // still writing when the answer comes would see a broken pipe instead of the answer.
+        let _ = io::copy(&mut input, &mut io::sink());
+        res
+    }
+
+    fn archive_put_inner(
+        &self,
+        key: &str,
+        path: &str,
         input: impl Read,
         opts: ExtractOptions,
     ) -> Result<(), ArchiveError> {
