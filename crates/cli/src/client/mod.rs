@@ -17,6 +17,7 @@ mod image;
 mod logs;
 mod mountopts;
 mod network;
+mod ops;
 mod port;
 mod progress;
 mod run;
@@ -468,6 +469,9 @@ fn canonical(group: &str, sub: &str) -> Option<&'static str> {
         ("container", "rename") => "rename",
         ("container", "port") => "port",
         ("container", "wait") => "wait",
+        ("container", "pause") => "pause",
+        ("container", "unpause") => "unpause",
+        ("container", "top") => "top",
         ("container", "exec") => "exec",
         ("container", "attach") => "attach",
         ("image", "ls" | "list") => "images",
@@ -544,6 +548,9 @@ fn dispatch(verb: &str, args: &[String], g: &Globals) -> CmdResult {
         "volume-inspect" => logs::inspect(args, g, Some("volume")),
         "volume-prune" => volume::prune(args, g),
         "wait" => container::wait(args, g),
+        "pause" => ops::pause(args, g),
+        "unpause" => ops::unpause(args, g),
+        "top" => ops::top(args, g),
         "container-prune" => container::prune(args, g),
         "images" => image::images(args, g),
         "pull" => image::pull(args, g),

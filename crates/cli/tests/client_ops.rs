@@ -1,0 +1,35 @@
+//! `berth top`, `pause` and `unpause` against a real berthd (see client_berthd.rs for the harness).
+
+#[macro_use]
+mod client_support;
+
+use client_support::*;
+
+#[test]
+fn top_pause_unpause() {
+    let d = daemon_or_skip!();
+    if !d.import_busybox() {
+        eprintln!("SKIPPED: no busybox rootfs (busybox-static)");
+        return;
+    }
+    d.ok(&["run", "-d", "--name", "topc", "busybox", "sleep", "1000"]);
+    let top = d.ok(&["top", "topc"]);
+    let cols: Vec<&str> = top.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        cols,
+        ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+        "{top}"
+    );
+    assert!(top.lines().nth(1).unwrap().ends_with("sleep 1000"), "{top}");
+    assert!(d.ok(&["top", "topc", "aux"]).contains("%CPU"));
+    assert_eq!(d.ok(&["pause", "topc"]), "topc\n");
+    let st = d.ok(&["inspect", "-f", "{{.State.Status}}", "topc"]);
+    assert_eq!(st.trim(), "paused");
+    let o = d.berth(&["pause", "topc"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("is already paused"), "{}", stderr(&o));
+    assert_eq!(d.ok(&["container", "unpause", "topc"]), "topc\n");
+    let st = d.ok(&["inspect", "-f", "{{.State.Status}}", "topc"]);
+    assert_eq!(st.trim(), "running");
+    d.ok(&["rm", "-f", "topc"]);
+}
