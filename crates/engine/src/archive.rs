@@ -128,7 +128,7 @@ fn open_in_root(root: RawFd, path: &str, flags: libc::c_int) -> io::Result<Owned
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // The kernel asks for a retry (EAGAIN) when a rename or mount raced with a `..` step; a bounded number.
+    // The kernel asks for a retry (EAGAIN) when a rename or mount raced with a `..` step: bounded retries.
     let mut tries = 0;
     loop {
         tries += 1;
@@ -147,8 +147,13 @@ fn open_in_root(root: RawFd, path: &str, flags: libc::c_int) -> io::Result<Owned
             return Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) });
         }
         let e = io::Error::last_os_error();
-        if !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) || tries > 64 {
+        if !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) || tries > 2000 {
             return Err(e);
+        }
+        // Any mount or rename on the host between the walk's start and a `..` step makes the kernel ask for a
+        // retry; on a busy host, back off a little instead of spinning.
+        if tries > 8 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
 }
