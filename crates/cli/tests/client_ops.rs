@@ -1,4 +1,4 @@
-//! `berth top`, `pause` and `unpause` against a real berthd (see client_berthd.rs for the harness).
+//! `berth top`, `pause`, `unpause` and `update` against a real berthd (see client_berthd.rs for the harness).
 
 #[macro_use]
 mod client_support;
@@ -31,5 +31,32 @@ fn top_pause_unpause() {
     assert_eq!(d.ok(&["container", "unpause", "topc"]), "topc\n");
     let st = d.ok(&["inspect", "-f", "{{.State.Status}}", "topc"]);
     assert_eq!(st.trim(), "running");
+    assert_eq!(
+        d.ok(&[
+            "update",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "20",
+            "--restart",
+            "always",
+            "topc"
+        ]),
+        "topc\n"
+    );
+    let hc = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}",
+        "topc",
+    ]);
+    assert_eq!(hc.trim(), "67108864 20 always");
+    let o = d.berth(&["update", "--memory", "1m", "topc"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("Minimum memory limit"),
+        "{}",
+        stderr(&o)
+    );
     d.ok(&["rm", "-f", "topc"]);
 }

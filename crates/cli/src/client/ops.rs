@@ -1,4 +1,4 @@
-//! `berth pause`, `unpause` and `top`.
+//! `berth pause`, `unpause`, `top` and `update`.
 
 use clap::Parser;
 
@@ -97,4 +97,100 @@ pub fn top(args: &[String], g: &Globals) -> CmdResult {
     }
     out(&s)?;
     Ok(0)
+}
+
+fn mem(s: &str) -> Result<i64, String> {
+    super::units::ram_in_bytes(s).map_err(|e| e.to_string())
+}
+
+fn mem_swap(s: &str) -> Result<i64, String> {
+    if s == "-1" {
+        return Ok(-1);
+    }
+    mem(s)
+}
+
+#[derive(Parser)]
+#[command(about = "Update configuration of one or more containers")]
+struct UpdateOpts {
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
+    #[arg(long = "blkio-weight")]
+    blkio_weight: Option<u16>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period")]
+    cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", allow_negative_numbers = true)]
+    cpu_quota: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
+    cpu_shares: Option<i64>,
+    /// Number of CPUs
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long, value_parser = mem)]
+    memory: Option<i64>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_parser = mem)]
+    memory_reservation: Option<i64>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long = "memory-swap", value_parser = mem_swap, allow_hyphen_values = true)]
+    memory_swap: Option<i64>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
+    pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits
+    #[arg(long)]
+    restart: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    containers: Vec<String>,
+}
+
+/// `berth update`: docker's UpdateConfig (0 or empty leaves a value as it is).
+pub fn update(args: &[String], g: &Globals) -> CmdResult {
+    let o: UpdateOpts = parse(
+        "update",
+        "berth update [OPTIONS] CONTAINER [CONTAINER...]",
+        args,
+    )?;
+    let restart = match &o.restart {
+        Some(r) => super::runopts::parse_restart(r).map_err(|e| super::CliError::Exit {
+            code: 125,
+            msg: Some(format!("{e}\nSee 'berth update --help'.")),
+        })?,
+        None => serde_json::json!({"Name": "", "MaximumRetryCount": 0}),
+    };
+    let body = serde_json::json!({
+        "BlkioWeight": o.blkio_weight.unwrap_or(0),
+        "CpuPeriod": o.cpu_period.unwrap_or(0),
+        "CpuQuota": o.cpu_quota.unwrap_or(0),
+        "CpuShares": o.cpu_shares.unwrap_or(0),
+        "NanoCpus": o.cpus.map_or(0, |c| (c * 1e9).round() as i64),
+        "CpusetCpus": o.cpuset_cpus.clone().unwrap_or_default(),
+        "CpusetMems": o.cpuset_mems.clone().unwrap_or_default(),
+        "Memory": o.memory.unwrap_or(0),
+        "MemoryReservation": o.memory_reservation.unwrap_or(0),
+        "MemorySwap": o.memory_swap.unwrap_or(0),
+        "PidsLimit": o.pids_limit,
+        "RestartPolicy": restart,
+    });
+    let mut client = g.client()?;
+    let mut failed = false;
+    for c in &o.containers {
+        match client.post_json(&format!("/containers/{}/update", encode(c)), Some(&body)) {
+            Ok(_) => out(&format!("{c}\n"))?,
+            Err(e) => {
+                failed = true;
+                eprintln!("{e}");
+            }
+        }
+    }
+    Ok(i32::from(failed))
 }
