@@ -58,5 +58,40 @@ fn top_pause_unpause() {
         "{}",
         stderr(&o)
     );
+    let st = d.ok(&["stats", "--no-stream", "topc"]);
+    let head: Vec<&str> = st
+        .lines()
+        .next()
+        .unwrap()
+        .split("  ")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert_eq!(
+        head,
+        [
+            "CONTAINER ID",
+            "NAME",
+            "CPU %",
+            "MEM USAGE / LIMIT",
+            "MEM %",
+            "NET I/O",
+            "BLOCK I/O",
+            "PIDS"
+        ],
+        "{st}"
+    );
+    assert!(st.lines().nth(1).unwrap().contains(" topc "), "{st}");
+    let mu = d.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+        "topc",
+    ]);
+    assert!(
+        mu.starts_with("topc ") && mu.trim().ends_with("/ 64MiB 1"),
+        "{mu}"
+    );
     d.ok(&["rm", "-f", "topc"]);
 }

@@ -22,6 +22,7 @@ mod port;
 mod progress;
 mod run;
 mod runopts;
+mod stats;
 mod system;
 mod table;
 mod template;
@@ -473,6 +474,7 @@ fn canonical(group: &str, sub: &str) -> Option<&'static str> {
         ("container", "unpause") => "unpause",
         ("container", "top") => "top",
         ("container", "update") => "update",
+        ("container", "stats") => "stats",
         ("container", "exec") => "exec",
         ("container", "attach") => "attach",
         ("image", "ls" | "list") => "images",
@@ -553,6 +555,7 @@ fn dispatch(verb: &str, args: &[String], g: &Globals) -> CmdResult {
         "unpause" => ops::unpause(args, g),
         "top" => ops::top(args, g),
         "update" => ops::update(args, g),
+        "stats" => stats::stats(args, g),
         "container-prune" => container::prune(args, g),
         "images" => image::images(args, g),
         "pull" => image::pull(args, g),
