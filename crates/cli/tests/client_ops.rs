@@ -93,5 +93,33 @@ fn top_pause_unpause() {
         mu.starts_with("topc ") && mu.trim().ends_with("/ 64MiB 1"),
         "{mu}"
     );
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        "0s",
+        "--filter",
+        "container=topc",
+        "--format",
+        "{{.Action}}",
+    ]);
+    for want in ["create", "start", "pause", "unpause", "update", "top"] {
+        assert!(ev.lines().any(|l| l == want), "no {want} in\n{ev}");
+    }
+    let line = d.ok(&[
+        "system",
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        "0s",
+        "--filter",
+        "event=pause",
+    ]);
+    assert!(
+        line.contains(" container pause ") && line.contains("name=topc"),
+        "{line}"
+    );
     d.ok(&["rm", "-f", "topc"]);
 }

@@ -10,6 +10,7 @@
 mod auth;
 mod build;
 mod container;
+mod events;
 mod exec;
 mod healthopts;
 mod http;
@@ -502,6 +503,7 @@ fn canonical(group: &str, sub: &str) -> Option<&'static str> {
         ("volume", "inspect") => "volume-inspect",
         ("volume", "prune") => "volume-prune",
         ("system", "df") => "df",
+        ("system", "events") => "events",
         ("system", "info") => "info",
         ("system", "prune") => "system-prune",
         _ => return None,
@@ -556,6 +558,7 @@ fn dispatch(verb: &str, args: &[String], g: &Globals) -> CmdResult {
         "top" => ops::top(args, g),
         "update" => ops::update(args, g),
         "stats" => stats::stats(args, g),
+        "events" => events::events(args, g),
         "container-prune" => container::prune(args, g),
         "images" => image::images(args, g),
         "pull" => image::pull(args, g),
