@@ -123,3 +123,153 @@ fn top_pause_unpause() {
     );
     d.ok(&["rm", "-f", "topc"]);
 }
+
+/// Asserts two host trees hold the same names, bytes, modes and symlink targets.
+fn same_tree(a: &std::path::Path, b: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut names: Vec<_> = std::fs::read_dir(a)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    let mut other: Vec<_> = std::fs::read_dir(b)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    other.sort();
+    assert_eq!(names, other, "{} vs {}", a.display(), b.display());
+    for n in names {
+        let (x, y) = (a.join(&n), b.join(&n));
+        let (mx, my) = (
+            std::fs::symlink_metadata(&x).unwrap(),
+            std::fs::symlink_metadata(&y).unwrap(),
+        );
+        assert_eq!(
+            mx.permissions().mode(),
+            my.permissions().mode(),
+            "mode of {}",
+            y.display()
+        );
+        if mx.file_type().is_symlink() {
+            assert!(my.file_type().is_symlink(), "{}", y.display());
+            assert_eq!(
+                std::fs::read_link(&x).unwrap(),
+                std::fs::read_link(&y).unwrap()
+            );
+        } else if mx.is_dir() {
+            same_tree(&x, &y);
+        } else {
+            assert_eq!(std::fs::read(&x).unwrap(), std::fs::read(&y).unwrap());
+        }
+    }
+}
+
+#[test]
+fn cp_round_trip() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = daemon_or_skip!();
+    if !d.import_busybox() {
+        eprintln!("SKIPPED: no busybox rootfs (busybox-static)");
+        return;
+    }
+    d.ok(&["run", "-d", "--name", "cpc", "busybox", "sleep", "1000"]);
+    let host = tempfile::tempdir().unwrap();
+    let src = host.path().join("tree");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("a file.txt"), b"hello world\n").unwrap();
+    std::fs::set_permissions(
+        src.join("a file.txt"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    std::fs::write(src.join("sub/run.sh"), b"#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(
+        src.join("sub/run.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("a file.txt", src.join("link")).unwrap();
+    let s = src.to_str().unwrap();
+
+    // Host → container: a missing destination takes the directory's place under the new name.
+    d.ok(&["cp", s, "cpc:/copied"]);
+    let ls = d.ok(&[
+        "exec",
+        "cpc",
+        "ls",
+        "-l",
+        "/copied/sub/run.sh",
+        "/copied/a file.txt",
+    ]);
+    assert!(ls.contains("-rwxr-xr-x"), "{ls}");
+    assert!(ls.contains("-rw-r-----"), "{ls}");
+    assert_eq!(
+        d.ok(&["exec", "cpc", "readlink", "/copied/link"]),
+        "a file.txt\n"
+    );
+    // An existing directory destination receives the source inside it.
+    d.ok(&["cp", s, "cpc:/tmp"]);
+    assert_eq!(
+        d.ok(&["exec", "cpc", "cat", "/tmp/tree/a file.txt"]),
+        "hello world\n"
+    );
+
+    // Container → host: to a missing path (renamed), and the contents (`/.`) into an existing dir.
+    let back = host.path().join("back");
+    d.ok(&["cp", "cpc:/copied", back.to_str().unwrap()]);
+    same_tree(&src, &back);
+    let into = host.path().join("into");
+    std::fs::create_dir(&into).unwrap();
+    d.ok(&["cp", "cpc:/tmp/tree/.", into.to_str().unwrap()]);
+    same_tree(&src, &into);
+    // A file onto an existing file path replaces it under that name.
+    let f = host.path().join("f.txt");
+    std::fs::write(&f, b"old").unwrap();
+    d.ok(&["cp", "cpc:/copied/a file.txt", f.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&f).unwrap(), b"hello world\n");
+
+    // `-` streams a tar on stdout...
+    let o = d.berth(&["cp", "cpc:/copied/a file.txt", "-"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut ar = tar::Archive::new(&o.stdout[..]);
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut body).unwrap();
+        entries.push((e.path().unwrap().display().to_string(), body));
+    }
+    assert_eq!(
+        entries,
+        vec![("a file.txt".to_string(), b"hello world\n".to_vec())]
+    );
+    // ...and reads one from stdin into a container directory.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o600);
+    h.set_cksum();
+    b.append_data(&mut h, "from-stdin", &b"data"[..]).unwrap();
+    let tarball = b.into_inner().unwrap();
+    let o = d.cmd(&berth_bin(), &["cp", "-", "cpc:/tmp"], Some(&tarball));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(d.ok(&["exec", "cpc", "cat", "/tmp/from-stdin"]), "data");
+
+    // Errors, docker's words and exit codes.
+    let o = d.berth(&["cp", "cpc:/nope", host.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        "Error response from daemon: Could not find the file /nope in container cpc"
+    );
+    let o = d.berth(&["cp", s, host.path().join("x").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        "must specify at least one container source"
+    );
+    let o = d.berth(&["cp", "-", "cpc:/copied/a file.txt"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("must be a directory"), "{}", stderr(&o));
+    d.ok(&["rm", "-f", "cpc"]);
+}

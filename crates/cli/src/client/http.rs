@@ -406,7 +406,10 @@ impl Client {
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.clone())
         };
-        let body = if find("Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        // A HEAD answer never has a body, even when it announces a Content-Length (404's JSON).
+        let body = if method == "HEAD" {
+            BodyReader::Length(reader.take(0))
+        } else if find("Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
             BodyReader::Chunked(ChunkedReader {
                 inner: reader,
                 remaining: 0,

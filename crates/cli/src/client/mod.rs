@@ -10,6 +10,7 @@
 mod auth;
 mod build;
 mod container;
+mod cp;
 mod events;
 mod exec;
 mod healthopts;
@@ -314,6 +315,7 @@ Management Commands:
 
 Commands:
   attach      Attach local standard input, output, and error streams to a running container
+  cp          Copy files/folders between a container and the local filesystem
   create      Create a new container
   exec        Execute a command in a running container
   history     Show the history of an image
@@ -478,6 +480,7 @@ fn canonical(group: &str, sub: &str) -> Option<&'static str> {
         ("container", "stats") => "stats",
         ("container", "exec") => "exec",
         ("container", "attach") => "attach",
+        ("container", "cp") => "cp",
         ("image", "ls" | "list") => "images",
         ("image", "rm" | "remove") => "rmi",
         ("image", "inspect") => "image-inspect",
@@ -556,6 +559,7 @@ fn dispatch(verb: &str, args: &[String], g: &Globals) -> CmdResult {
         "pause" => ops::pause(args, g),
         "unpause" => ops::unpause(args, g),
         "top" => ops::top(args, g),
+        "cp" => cp::cp(args, g),
         "update" => ops::update(args, g),
         "stats" => stats::stats(args, g),
         "events" => events::events(args, g),
