@@ -675,11 +675,8 @@ impl Engine {
     }
 
     fn remove_now(&self, c: &Container) -> Result<()> {
-        // Out of the table first: from then on no update can write into the directory we delete.
-        if self.table().remove(&c.id).is_none() {
-            return Err(EngineError::NoSuchContainer(c.id.clone()));
-        }
-        self.backoffs().remove(&c.id);
+        // The tombstone before the table removal: a waiter that finds the container gone must find its exit
+        // (`run --rm` gets its exit code this way); the other order let it answer a stale 0.
         {
             let mut t = self.tombstones.lock().unwrap_or_else(|p| p.into_inner());
             // Only waiters racing with the removal need these; keep the map small.
@@ -689,6 +686,11 @@ impl Engine {
             let err = (!c.state.error.is_empty()).then(|| c.state.error.clone());
             t.insert(c.id.clone(), (c.state.exit_code, err));
         }
+        // Out of the table next: from then on no update can write into the directory we delete.
+        if self.table().remove(&c.id).is_none() {
+            return Err(EngineError::NoSuchContainer(c.id.clone()));
+        }
+        self.backoffs().remove(&c.id);
         self.notify();
         self.container_event(c, "destroy", json!({}));
         let mut result = Ok(());
