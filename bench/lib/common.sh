@@ -89,6 +89,10 @@ bench_cleanup() {
   for d in /sys/fs/cgroup/*/"$BENCH_NS" /sys/fs/cgroup/"$BENCH_NS"; do
     [ -d "$d" ] && rmdir "$d" 2>/dev/null
   done
+  # berthd puts its containers under a /berth parent (like docker's /docker); rmdir takes it only when empty.
+  for d in /sys/fs/cgroup/*/berth /sys/fs/cgroup/berth; do
+    [ -d "$d" ] && rmdir "$d" 2>/dev/null
+  done
   return "$rc"
 }
 
