@@ -2,7 +2,7 @@
 # Installs what building and testing berth needs on a Debian machine (as root). Fast when all is present.
 set -euo pipefail
 pkgs=(busybox-static docker-registry skopeo umoci runc libseccomp-dev pkg-config apache2-utils jq curl gcc libc6-dev
-      iproute2 util-linux procps docker.io containerd hyperfine tmux nftables bzip2 xz-utils openssl)
+      iproute2 util-linux procps docker.io containerd hyperfine tmux nftables bzip2 xz-utils openssl systemd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

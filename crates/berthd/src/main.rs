@@ -147,7 +147,19 @@ fn socket_gid(group: &str, explicit_default: bool) -> u32 {
 fn inherited_listener() -> Option<std::os::unix::net::UnixListener> {
     let pid: u32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
     let n: u32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
+    // sd_listen_fds(unset_environment = true): the variables describe this process only, and every monitor
+    // berthd spawns would otherwise inherit them. (main is still single-threaded here.)
+    for var in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        std::env::remove_var(var);
+    }
     if pid != std::process::id() || n < 1 {
+        return None;
+    }
+    // systemd passes the socket without close-on-exec; set it so that monitors (and through them containers)
+    // never inherit the API socket.
+    // SAFETY: fcntl(F_SETFD) only changes the flags of fd 3; if nothing is open there it fails with EBADF.
+    if unsafe { libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        log::warn!("LISTEN_FDS={n} but fd 3 is not open; binding the socket myself");
         return None;
     }
     // SAFETY: systemd passed fd 3 to us as the first listening socket (checked via LISTEN_PID), and nothing
@@ -218,16 +230,23 @@ fn main() -> Result<()> {
         }),
         insecure_registries: args.insecure_registry.clone(),
     };
+    // Taken before tokio starts: it edits the environment, which is only sound while single-threaded.
+    let inherited = inherited_listener();
     let rt = tokio::runtime::Runtime::new().context("starting tokio")?;
-    rt.block_on(run(args, cfg, sock_path))
+    rt.block_on(run(args, cfg, sock_path, inherited))
 }
 
-async fn run(args: Args, cfg: EngineConfig, sock_path: PathBuf) -> Result<()> {
+async fn run(
+    args: Args,
+    cfg: EngineConfig,
+    sock_path: PathBuf,
+    inherited: Option<std::os::unix::net::UnixListener>,
+) -> Result<()> {
     fs::create_dir_all(&cfg.exec_root)
         .with_context(|| format!("creating {}", cfg.exec_root.display()))?;
     let engine: Arc<Engine> =
         Engine::new(cfg).map_err(|e| anyhow::anyhow!("opening data root: {e}"))?;
-    let (listener, owned_socket) = match inherited_listener() {
+    let (listener, owned_socket) = match inherited {
         Some(l) => {
             l.set_nonblocking(true)?;
             (tokio::net::UnixListener::from_std(l)?, false)

@@ -141,11 +141,21 @@ pub struct Daemon {
     /// More berthd arguments and environment for the next [`Daemon::spawn`] (e.g. `--insecure-registry`).
     pub extra_args: Vec<String>,
     pub extra_env: Vec<(String, String)>,
+    /// A command that execs berthd with its arguments appended (e.g. `systemd-socket-activate -l SOCK`); the
+    /// pid it starts as must become berthd's.
+    pub launcher: Vec<String>,
     child: Option<Child>,
 }
 
 impl Daemon {
     pub fn start() -> Self {
+        let mut d = Self::prepare();
+        d.spawn();
+        d
+    }
+
+    /// A daemon's directories and names, not started yet: set `launcher`/`extra_args`, then [`Daemon::spawn`].
+    pub fn prepare() -> Self {
         let root = tempfile::Builder::new()
             .prefix("berthd-test-")
             .tempdir_in("/tmp")
@@ -155,7 +165,7 @@ impl Daemon {
         let sock = root.path().join("berth.sock");
         let docker_config = root.path().join("docker-config");
         fs::create_dir_all(&docker_config).unwrap();
-        let mut d = Daemon {
+        Daemon {
             net: TestNet::pick(),
             root,
             data,
@@ -164,10 +174,9 @@ impl Daemon {
             docker_config,
             extra_args: Vec::new(),
             extra_env: Vec::new(),
+            launcher: Vec::new(),
             child: None,
-        };
-        d.spawn();
-        d
+        }
     }
 
     /// (Re)starts berthd on the same directories.
@@ -177,7 +186,16 @@ impl Daemon {
             .append(true)
             .open(self.root.path().join("berthd.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+        let berthd = env!("CARGO_BIN_EXE_berthd");
+        let mut cmd = match self.launcher.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(berthd);
+                c
+            }
+            None => Command::new(berthd),
+        };
+        let child = cmd
             .arg("-H")
             .arg(format!("unix://{}", self.sock.display()))
             .arg("--data-root")
