@@ -11,6 +11,7 @@ mod containers;
 mod error;
 mod exec;
 mod images;
+mod logwatch;
 mod networks;
 mod ops;
 mod stats;

@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
+use crate::logwatch::{self, LogWatch};
 use crate::{qbool, AppState};
 
 /// What to emit from each log entry.
@@ -72,6 +73,8 @@ async fn follow(
     across_restarts: bool,
 ) {
     let mut rx = engine.subscribe();
+    // Set up before the first read, so that no write between that read and the wait goes unseen.
+    let mut watch = path.parent().and_then(LogWatch::new);
     // `--rm` deletes the container directory right after the exit; an open fd keeps the log readable through
     // /proc/self/fd, so the last lines still reach the client.
     // The monitor opens the log at start, which may come after this attach: create it here (the monitor appends
@@ -121,8 +124,21 @@ async fn follow(
         if tx.is_closed() {
             return;
         }
-        // Wake on a state change, or poll the file for new output.
-        let _ = tokio::time::timeout(Duration::from_millis(100), rx.changed()).await;
+        // Wake on a state change or on a write to the log (inotify), else poll the file for new output.
+        if watch.is_none() {
+            watch = path.parent().and_then(LogWatch::new);
+        }
+        match &watch {
+            Some(w) => {
+                tokio::select! {
+                    _ = rx.changed() => {}
+                    _ = w.changed() => {}
+                }
+            }
+            None => {
+                let _ = tokio::time::timeout(logwatch::POLL, rx.changed()).await;
+            }
+        }
     }
 }
 
