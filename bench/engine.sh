@@ -19,7 +19,14 @@ bench_reexec_private_ns "$@"
 bench_require hyperfine jq cargo gcc
 bench_build
 bench_tmp_root
-
+# Both engines' exec roots on a tmpfs, as /run is on every real host (this script runs in a private mount
+# namespace; the cleanup unmounts everything under $T).
+mkdir -p "$T/run"
+if mount -t tmpfs -o mode=0711,size=256m berth-bench-run "$T/run"; then
+  BENCH_EXEC_BASE=$T/run
+else
+  echo "warning: cannot mount a tmpfs for the exec roots; they stay on $T's filesystem" >&2
+fi
 have_docker=1
 for t in dockerd containerd runc docker; do command -v "$t" >/dev/null || have_docker=0; done
 [ -z "${BENCH_NO_DOCKER:-}" ] || have_docker=0   # exercise the runc fallback

@@ -112,10 +112,13 @@ bench_wait_for() { # tries command...: poll every 0.1 s
   return 1
 }
 
+# Exec roots (runtime state, sockets: what lives on /run, a tmpfs on real hosts) go under $BENCH_EXEC_BASE when
+# a script sets it (bench/engine.sh mounts a tmpfs there), else under $T.
 # berthd under $T (fresh data root unless it already exists). Sets BERTHD_PID; bc = berth CLI on its socket.
 bench_start_berthd() {
   bench_spawn "$T/berthd.log" \
-    "$berthd" -H "unix://$T/berth.sock" --data-root "$T/berth" --exec-root "$T/berth-exec" --group root --no-bridge
+    "$berthd" -H "unix://$T/berth.sock" --data-root "$T/berth" --exec-root "${BENCH_EXEC_BASE:-$T}/berth-exec" \
+    --group root --no-bridge
   # shellcheck disable=SC2034 # used by the scripts
   BERTHD_PID=$SPAWNED_PID
   bench_wait_for 300 "$berth" -H "unix://$T/berth.sock" version ||
@@ -126,7 +129,7 @@ bc() { "$berth" -H "unix://$T/berth.sock" "$@"; }
 # dockerd under $T with its own containerd (namespace $BENCH_NS), no bridge, no iptables. Sets DOCKERD_PID.
 bench_start_dockerd() { # extra dockerd flags...
   bench_spawn "$T/dockerd.log" \
-    dockerd --data-root "$T/docker" --exec-root "$T/docker-exec" -H "unix://$T/docker.sock" \
+    dockerd --data-root "$T/docker" --exec-root "${BENCH_EXEC_BASE:-$T}/docker-exec" -H "unix://$T/docker.sock" \
     --pidfile "$T/dockerd.pid" --iptables=false --ip6tables=false --bridge=none \
     --containerd-namespace "$BENCH_NS" "$@"
   # shellcheck disable=SC2034 # used by the scripts

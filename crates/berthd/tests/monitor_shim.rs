@@ -1,6 +1,7 @@
 //! The monitor's steady state in `berth-shim`: a running container's monitor is the small sealed shim (same
 //! pid, the init's parent), its json-file log is what berthd reads (escaping, partial and long lines,
-//! rotation), `-i` and `-t` go through it, and the exit is recorded by `berth monitor --finish`. A container on a
+//! rotation), `-i` and `-t` go through it, and the shim records the exit itself while berthd cleans up after it
+//! (runtime state, cgroup, rootfs), also for a `--rm` container that exits while berthd is down. A container on a
 //! user network keeps the full monitor (its embedded DNS server is a thread of it). Run as root inside
 //! `unshare -m --propagation private`.
 
@@ -117,12 +118,84 @@ fn running_container_is_watched_by_the_sealed_shim() {
         st["started_at"].as_str().is_some_and(|s| s.len() == 30),
         "{st}"
     );
-    // `berth monitor --finish` unmounted the rootfs.
+    // berthd cleaned up after the shim before it published the exit: the rootfs is unmounted, the runtime state
+    // and the container's cgroups are gone, and a run with nothing to report made no monitor.log.
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
         !mounts.contains(&format!("{id}/merged")),
         "rootfs still mounted"
     );
+    assert!(
+        !mounts.lines().any(|l| l.contains(&id)),
+        "mount of {id} left behind"
+    );
+    assert!(
+        !d.exec.join("runtime").join(&id).exists(),
+        "runtime state left behind"
+    );
+    for ctrl in ["memory", "pids", "cpu", "unified", ""] {
+        let cg = PathBuf::from("/sys/fs/cgroup")
+            .join(ctrl)
+            .join("berth")
+            .join(&id);
+        assert!(!cg.exists(), "cgroup {} left behind", cg.display());
+    }
+    let dir = d.data.join("containers").join(&id);
+    assert!(!dir.join("monitor.log").exists(), "monitor.log made");
+    assert!(!dir.join("init.pid").exists(), "init.pid made");
+    // It runs again (the cleanup left nothing that makes the next create fail).
+    d.ok(&["start", &id]);
+    d.ok(&["rm", "-f", &id]);
+    assert!(!dir.exists(), "container dir still there after rm");
+}
+
+#[test]
+fn rm_container_that_exits_while_berthd_is_down_is_removed_at_start() {
+    require!();
+    require_shim!();
+    let mut d = Daemon::start();
+    d.import_busybox();
+    let gate = d.root.path().join("gate");
+    fs::create_dir_all(&gate).unwrap();
+    // Waits for a file from the test, so it exits exactly while berthd is down.
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &format!("{}:/gate", gate.display()),
+            "busybox",
+            "sh",
+            "-c",
+            "echo up; while [ ! -e /gate/go ]; do sleep 0.05; done; exit 3",
+        ])
+        .trim()
+        .to_string();
+    d.wait_for_log(&id, "up");
+    let mon = monitor_pid(&d, &id);
+    assert!(mon > 0);
+    d.kill9();
+    fs::write(gate.join("go"), "").unwrap();
+    // The monitor (not a child of ours) records the exit and ends; wait for it before berthd comes back.
+    let mut tries = 0;
+    while fs::read_to_string(format!("/proc/{mon}/cmdline")).is_ok_and(|c| c.contains(&id)) {
+        tries += 1;
+        assert!(tries < 3000, "the monitor did not end after its container exited");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    d.spawn();
+    let all = d.ok(&["ps", "-aq", "--no-trunc"]);
+    assert!(!all.contains(&id), "--rm container still listed: {all}");
+    assert!(!d.data.join("containers").join(&id).exists());
+    assert!(!d.data.join("overlay2").join(&id).exists());
+    assert!(
+        !d.exec.join("runtime").join(&id).exists(),
+        "runtime state left behind"
+    );
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
         !mounts.lines().any(|l| l.contains(&id)),
         "mount of {id} left behind"

@@ -139,6 +139,7 @@ impl Engine {
             fs::create_dir_all(cfg.data_root.join(d)).map_err(internal)?;
         }
         fs::create_dir_all(cfg.exec_root.join("runtime")).map_err(internal)?;
+        crate::trash::empty_leftovers(&cfg.data_root);
         let images = Images::open(&cfg.data_root, &cfg.insecure_registries)?;
         let (changes, _) = watch::channel(0);
         let net = match &cfg.network {
@@ -191,21 +192,33 @@ impl Engine {
         self.changes.subscribe()
     }
 
-    fn save(&self, c: &Container) -> Result<()> {
-        c.save(&self.cfg.data_root).map_err(internal)
-    }
-
     /// Updates a container in the table and on disk. The write happens under the table lock, so it cannot
     /// race with a removal (which takes the container out of the table first).
     fn update(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
+        self.update_as(id, true, f)
+    }
+
+    /// [`Engine::update`]; `persist: false` keeps a transition that recovery re-derives in memory only (see
+    /// record.rs: how durable each write is). hostconfig.json is written only when the HostConfig changed.
+    fn update_as(
+        &self,
+        id: &str,
+        persist: bool,
+        f: impl FnOnce(&mut Container),
+    ) -> Result<Container> {
         let c = {
             let mut t = self.table();
             let c = t
                 .get_mut(id)
                 .ok_or_else(|| EngineError::NoSuchContainer(id.to_string()))?;
+            let hc = c.host_config.clone();
             f(c);
             let c = c.clone();
-            self.save(&c)?;
+            if c.host_config != hc {
+                c.save(&self.cfg.data_root, false).map_err(internal)?;
+            } else if persist {
+                c.save_state(&self.cfg.data_root).map_err(internal)?;
+            }
             c
         };
         self.notify();
@@ -441,7 +454,7 @@ impl Engine {
             mount_points,
             host_config: hc,
         };
-        if let Err(e) = c.save(&self.cfg.data_root) {
+        if let Err(e) = c.save(&self.cfg.data_root, true) {
             let _ = layer.remove();
             let _ = fs::remove_dir_all(&dir);
             return Err(internal(e));
@@ -694,16 +707,20 @@ impl Engine {
         self.notify();
         self.container_event(c, "destroy", json!({}));
         let mut result = Ok(());
+        // Unmounted here; the files go through the trash (deleted in the background, see trash.rs).
         if let Ok(layer) = berth_storage::RwLayer::open(&self.cfg.data_root, &c.id) {
-            if let Err(e) = layer.remove() {
-                result = Err(internal(e));
+            match layer.unmount() {
+                Ok(()) => {
+                    if let Err(e) = crate::trash::discard(&self.cfg.data_root, &layer.dir) {
+                        result = Err(internal(e));
+                    }
+                }
+                Err(e) => result = Err(internal(e)),
             }
         }
         let dir = Container::dir(&self.cfg.data_root, &c.id);
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => result = Err(internal(format!("removing {}: {e}", dir.display()))),
+        if let Err(e) = crate::trash::discard(&self.cfg.data_root, &dir) {
+            result = Err(internal(e));
         }
         if let Err(e) = &result {
             log::error!("removing container {}: {e}", c.id);

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::engine::{Engine, EngineError};
 use crate::monitor::{builtin, runtime_cmd, runtime_root, wait_for, Opts};
-use crate::record::{read_json, write_json, Container};
+use crate::record::{read_json, write_json_sync, Container, Durability};
 
 /// Errors of the exec helper.
 #[derive(Debug, thiserror::Error)]
@@ -280,7 +280,9 @@ impl Engine {
         }
         let process = self.exec_process(&c, &rec.config)?;
         let file = Container::dir(&self.cfg.data_root, &c.id).join(format!("exec-{id}.json"));
-        write_json(&file, &process).map_err(|e| EngineError::Internal(e.to_string()))?;
+        // Read once by the exec helper spawned below: nothing needs it after a power loss (record.rs).
+        write_json_sync(&file, &process, Durability::None)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
         let tty = rec.config["Tty"].as_bool().unwrap_or(false);
         let stdin = stdin.filter(|_| rec.config["AttachStdin"].as_bool().unwrap_or(false));
         let mut child = tokio::process::Command::new(&self.cfg.berth_binary)

@@ -13,6 +13,7 @@
 //! - [`build`]: the classic builder's backend (RUN in step containers, COPY/ADD layers, the build cache).
 //! - [`init`]: `--init`, the embedded docker-init.
 //! - [`tty`]: detach keys and terminal resizes.
+//! - [`trash`]: directories deleted in the background after a rename.
 //! - [`archive`], [`stats`], [`top`]: `docker cp`, `docker stats` and `docker top`.
 //! - [`engine`]: the daemon side: create/start/stop/wait/remove/list, exit tracking, recovery after restart.
 
@@ -33,6 +34,7 @@ pub mod record;
 pub mod spec;
 pub mod stats;
 pub mod top;
+pub mod trash;
 pub mod tty;
 
 pub use engine::{Engine, EngineConfig, EngineError};

@@ -44,7 +44,7 @@ pub mod spawn;
 mod shim;
 
 use crate::logs::Writer;
-use crate::record::{now_rfc3339, write_json, Container, MonitorStatus};
+use crate::record::{now_rfc3339, write_json_sync, Container, Durability, MonitorStatus};
 
 /// Errors of the monitor.
 #[derive(Debug, thiserror::Error)]
@@ -179,19 +179,10 @@ pub fn main(args: &[OsString]) -> i32 {
     // SAFETY: the fd number comes from berthd, which passed this fd to us and nothing else in this process
     // owns it.
     let mut sync = opts.sync_fd.map(|fd| unsafe { File::from_raw_fd(fd) });
-    let dir = Container::dir(&opts.data_root, &opts.id);
-    if let Ok(log) = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("monitor.log"))
-    {
-        // Our own diagnostics go to monitor.log: berthd gave us /dev/null.
-        let _ = nix::unistd::dup2(log.as_raw_fd(), 2);
-    }
     match run(&opts, &mut sync) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("{} berth monitor {}: {e}", now_rfc3339(), opts.id);
+            diag(&opts, &e);
             if let Some(mut s) = sync.take() {
                 let _ = writeln!(s, "error: {e}");
             }
@@ -205,10 +196,29 @@ pub fn main(args: &[OsString]) -> i32 {
                 error: Some(e.to_string()),
                 ..Default::default()
             };
-            let _ = write_json(&MonitorStatus::path(&opts.data_root, &opts.id), &st);
+            let _ = write_status(&opts, &st);
             1
         }
     }
+}
+
+/// Appends a line to the container's `monitor.log`, made on first use: berthd gives the monitor /dev/null for
+/// stdio, and a run with nothing to report creates no file.
+pub(crate) fn diag(o: &Opts, msg: &dyn std::fmt::Display) {
+    let p = Container::dir(&o.data_root, &o.id).join("monitor.log");
+    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(p) {
+        let _ = writeln!(f, "{} berth monitor {}: {msg}", now_rfc3339(), o.id);
+    }
+}
+
+/// Writes `monitor.json`. Without an fsync: it describes one run, which a power loss ends (record.rs).
+pub(crate) fn write_status(o: &Opts, st: &MonitorStatus) -> Result<(), MonitorError> {
+    write_json_sync(
+        &MonitorStatus::path(&o.data_root, &o.id),
+        st,
+        Durability::None,
+    )
+    .map_err(|e| MonitorError::Start(e.to_string()))
 }
 
 /// Whether the container runs through berth-runtime in this process rather than a runtime CLI.
@@ -265,7 +275,8 @@ fn rt_create(
             root: runtime_root(o),
             id: o.id.clone(),
             bundle: bundle.to_path_buf(),
-            pid_file: Some(bundle.join("init.pid")),
+            // The pid comes back from the call: no pid file to create.
+            pid_file: None,
             console_socket: None,
             preserve_fds: 0,
             no_pivot: false,
@@ -510,15 +521,19 @@ fn run(o: &Opts, sync: &mut Option<File>) -> Result<(), MonitorError> {
         started_at: now_rfc3339(),
         ..Default::default()
     };
-    write_json(&MonitorStatus::path(&o.data_root, &o.id), &started)
-        .map_err(|e| MonitorError::Start(e.to_string()))?;
+    write_status(o, &started)?;
     if let Some(mut s) = sync.take() {
         let _ = s.write_all(b"ok\n");
     }
 
     // The steady state in the small berth-shim (it comes back as `--finish`); returns only when that is not
-    // possible, and then this process carries on.
-    if let Some(shim_fd) = o.shim_fd {
+    // possible, and then this process carries on. Not worth an exec when the container has exited already
+    // (`hello-world`): then the output is drained and the exit recorded right here.
+    let mut exited = None;
+    if o.shim_fd.is_some() {
+        exited = wait_for(pid, false);
+    }
+    if let (Some(shim_fd), None) = (o.shim_fd, exited) {
         let h = shim::Handover {
             pid,
             out: out_r.as_raw_fd(),
@@ -535,13 +550,9 @@ fn run(o: &Opts, sync: &mut Option<File>) -> Result<(), MonitorError> {
             }),
         };
         let e = shim::hand_over(o, shim_fd, &h);
-        eprintln!(
-            "{} berth monitor {}: staying in berth: {e}",
-            now_rfc3339(),
-            o.id
-        );
+        diag(o, &format_args!("staying in berth: {e}"));
     }
-    let exit_code = pump(pid, &out_r, &err_r, &mut writer, &mut stdin, tty);
+    let exit_code = pump(pid, exited, &out_r, &err_r, &mut writer, &mut stdin, tty);
     if let Some(s) = &stdin {
         let _ = fs::remove_file(&s.path);
     }
@@ -549,8 +560,10 @@ fn run(o: &Opts, sync: &mut Option<File>) -> Result<(), MonitorError> {
     finish(o, exit_code, started, Some(&layer))
 }
 
-/// After the container exited: OOM check, runtime delete, network detach, rootfs unmount, and the exit in
-/// `monitor.json` (keeping `started`'s pid and start time).
+/// After the container exited: OOM check and the exit in `monitor.json` (keeping `started`'s pid and start
+/// time). With a runtime CLI also its delete, the network detach and the rootfs unmount; with the builtin
+/// runtime berthd does those when it sees the monitor gone (`cleanup_run` in engine/lifecycle.rs), which
+/// spares this process the work and berth-shim the exec of the full binary.
 fn finish(
     o: &Opts,
     exit_code: i32,
@@ -558,10 +571,12 @@ fn finish(
     layer: Option<&berth_storage::RwLayer>,
 ) -> Result<(), MonitorError> {
     let oom = oom_killed(&o.id);
-    rt_delete(o);
-    crate::net::monitor_detach(&o.data_root, &o.id);
-    if let Some(Err(e)) = layer.map(|l| l.unmount()) {
-        eprintln!("{} unmount rootfs: {e}", now_rfc3339());
+    if !builtin(o) {
+        rt_delete(o);
+        crate::net::monitor_detach(&o.data_root, &o.id);
+        if let Some(Err(e)) = layer.map(|l| l.unmount()) {
+            diag(o, &format_args!("unmount rootfs: {e}"));
+        }
     }
     let done = MonitorStatus {
         exit_code: Some(exit_code),
@@ -569,14 +584,14 @@ fn finish(
         oom_killed: oom,
         ..started
     };
-    write_json(&MonitorStatus::path(&o.data_root, &o.id), &done)
-        .map_err(|e| MonitorError::Start(e.to_string()))?;
-    Ok(())
+    write_status(o, &done)
 }
 
 /// Copies the container's output into the log until it exits; returns its exit code (128+signal if killed).
+/// `exited`: the init's exit code when it was reaped already.
 fn pump(
     pid: i32,
+    exited: Option<i32>,
     out_r: &OwnedFd,
     err_r: &OwnedFd,
     writer: &mut Writer,
@@ -584,7 +599,7 @@ fn pump(
     tty: bool,
 ) -> i32 {
     let mut open = [true, true];
-    let mut code: Option<i32> = None;
+    let mut code: Option<i32> = exited;
     let mut buf = [0u8; 32768];
     loop {
         if open.iter().any(|o| *o) {

@@ -3,8 +3,10 @@
 //! Once the container runs, the monitor `execveat`s the sealed `berth-shim` fd berthd gave it (`--shim-fd`),
 //! passing the container's output fds (or pty master), the stdin fifo and the fd it feeds, the log settings and an
 //! fd of its own executable. The process (and pid) stays the same: the init stays its child, the subreaper flag
-//! and berthd's pidfd stay valid. When the init has exited the shim `execveat`s that executable as
-//! `berth monitor --finish CODE ...`, which does what needs runtime code ([`finish_main`]).
+//! and berthd's pidfd stay valid. When the init has exited, with the builtin runtime the shim records the exit
+//! in `monitor.json` itself and exits (berthd deletes the runtime state, detaches and unmounts when it sees
+//! the monitor gone); with a runtime CLI it `execveat`s that executable as `berth monitor --finish CODE ...`,
+//! which does what needs runtime code ([`finish_main`]).
 //!
 //! A monitor with other threads (the embedded DNS server of a container on user networks, see
 //! [`crate::net`]) does not hand over: an exec would end them. It keeps running the full binary.
@@ -14,8 +16,8 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::{finish, Opts};
-use crate::record::{now_rfc3339, read_json, MonitorStatus};
+use super::{diag, finish, Opts};
+use crate::record::{read_json, MonitorStatus};
 
 /// Why the monitor could not hand over to the shim (it then carries on itself).
 #[derive(Debug, thiserror::Error)]
@@ -160,12 +162,12 @@ pub(super) fn finish_main(o: &Opts, code: i32) -> i32 {
         read_json(&MonitorStatus::path(&o.data_root, &o.id)).unwrap_or_default();
     let layer = berth_storage::RwLayer::open(&o.data_root, &o.id);
     if let Err(e) = &layer {
-        eprintln!("{} berth monitor {}: rootfs: {e}", now_rfc3339(), o.id);
+        diag(o, &format_args!("rootfs: {e}"));
     }
     match finish(o, code, started, layer.as_ref().ok()) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("{} berth monitor {}: {e}", now_rfc3339(), o.id);
+            diag(o, &e);
             1
         }
     }

@@ -17,7 +17,7 @@ use berth_network::{
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::record::{read_json, write_json, Container};
+use crate::record::{read_json, write_json_sync, Container, Durability};
 
 /// Errors of container networking.
 #[derive(Debug, thiserror::Error)]
@@ -196,7 +196,9 @@ pub fn container_networks(c: &Container) -> Vec<(String, Value)> {
 pub fn write_plan(dir: &Path, plan: Option<&NetPlan>) -> Result<(), NetError> {
     let p = dir.join(PLAN_FILE);
     match plan {
-        Some(plan) => write_json(&p, plan).map_err(|e| NetError::Io(e.to_string())),
+        // Re-made at every start: nothing needs it after a power loss (record.rs).
+        Some(plan) => write_json_sync(&p, plan, Durability::None)
+            .map_err(|e| NetError::Io(e.to_string())),
         None => match fs::remove_file(&p) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(NetError::Io(e.to_string())),
             _ => Ok(()),

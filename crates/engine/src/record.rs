@@ -1,6 +1,27 @@
 //! Container records on disk: `<data-root>/containers/<id>/config.v2.json` (the container, docker's shape),
 //! `hostconfig.json` (the HostConfig as the client sent it, with defaults filled) and `monitor.json` (written by
-//! the monitor only: pid, start and exit). All writes are atomic (temp file, fsync, rename, fsync dir).
+//! the monitor only: pid, start and exit).
+//!
+//! Every write is atomic: a temp file renamed over the old one, so a crash of the writing process leaves the
+//! old or the new content, never a mix. What differs is how much survives a power loss ([`Durability`]), because
+//! every fsync costs a journal commit (milliseconds of wall time on the critical path of `run`):
+//!
+//! - The creation of a container and changes of its HostConfig (`update`) are [`Durability::Full`]: once the
+//!   API answers, they survive a power loss. `hostconfig.json` is written only then, not at every transition.
+//!   A `--rm` container is created with [`Durability::Data`]: never torn, but a power loss within the few
+//!   seconds before the journal commits may forget it; it was to be removed at its exit anyway, like any `--rm`
+//!   container berthd finds stopped at its next start.
+//! - Other changes of `config.v2.json` (state transitions, rename, exec ids) are [`Durability::Data`]: never
+//!   torn, but a power loss may bring back the previous version. For the state that is harmless: after a power
+//!   loss no monitor lives, and berthd's recovery derives the state from the monitor's liveness and
+//!   `monitor.json` (a record that still says running with a dead monitor is recorded as exited). A `--rm`
+//!   container's are [`Durability::None`]: it is removed when it exits (or at the next start of berthd), so
+//!   nothing of its state needs to outlive the machine.
+//! - Transitions that recovery re-derives anyway are not written at all: "running" (from `monitor.json` and
+//!   the monitor's liveness) and the exit of a `--rm` container (its removal follows). The record on disk
+//!   always has the monitor's pid while a monitor may run, which is what recovery needs to re-adopt it.
+//! - Files re-made at every start or written for one run only (the OCI bundle's `config.json`, the network
+//!   plan, `monitor.json`) are [`Durability::None`]: after a power loss the run they describe is over.
 
 use std::fs;
 use std::io::{self, Write};
@@ -40,8 +61,29 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-/// Writes `data` to `path` atomically: a crash leaves either the old or the new content.
+/// How much of an atomic write must survive a power loss (module doc: which record uses which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// The new content is on disk when the call returns: the temp file is fsync'd before the rename and the
+    /// directory after it.
+    Full,
+    /// The temp file's data is fsync'd before the rename, the directory is not: a power loss leaves the old or
+    /// the new content, never a torn file, but may forget the rename (or a new file) for a few seconds.
+    Data,
+    /// No fsync: atomic against a crash of the process only. After a power loss the file may hold the old or
+    /// the new content, or (on a filesystem that does not order a replacing rename after its data, unlike ext4's
+    /// default `auto_da_alloc`) be empty. Only for files that nothing needs after a power loss.
+    None,
+}
+
+/// Writes `data` to `path` atomically with full durability: a crash or power loss leaves either the old or
+/// the new content, and the new one once this returns.
 pub fn atomic_write(path: &Path, data: &[u8]) -> Result<(), RecordError> {
+    write_file(path, data, Durability::Full)
+}
+
+/// Writes `data` to `path` atomically (temp file, rename), fsync'ing as `sync` says.
+pub fn write_file(path: &Path, data: &[u8], sync: Durability) -> Result<(), RecordError> {
     let err = |source| RecordError::Io {
         path: path.to_path_buf(),
         source,
@@ -54,23 +96,37 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> Result<(), RecordError> {
     ));
     let mut f = fs::File::create(&tmp).map_err(err)?;
     f.write_all(data).map_err(err)?;
-    f.sync_all().map_err(err)?;
+    if sync != Durability::None {
+        f.sync_data().map_err(err)?;
+    }
     drop(f);
     fs::rename(&tmp, path).map_err(err)?;
-    // The rename itself must reach the disk too.
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
+    if sync == Durability::Full {
+        // The rename itself must reach the disk too.
+        sync_dir(dir);
     }
     Ok(())
 }
 
-/// Serializes `v` as JSON and writes it atomically.
+/// fsyncs a directory, so the entries made or renamed in it survive a power loss (best effort).
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Serializes `v` as JSON and writes it atomically with full durability.
 pub fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), RecordError> {
+    write_json_sync(path, v, Durability::Full)
+}
+
+/// Serializes `v` as JSON and writes it atomically, fsync'ing as `sync` says.
+pub fn write_json_sync<T: Serialize>(path: &Path, v: &T, sync: Durability) -> Result<(), RecordError> {
     let data = serde_json::to_vec(v).map_err(|source| RecordError::Json {
         path: path.to_path_buf(),
         source,
     })?;
-    atomic_write(path, &data)
+    write_file(path, &data, sync)
 }
 
 /// Reads a JSON file.
@@ -206,11 +262,40 @@ impl Container {
         self.name.strip_prefix('/').unwrap_or(&self.name)
     }
 
-    /// Writes config.v2.json and hostconfig.json.
-    pub fn save(&self, data_root: &Path) -> Result<(), RecordError> {
+    /// Whether the container is removed when it exits (`--rm`): its state need not outlive a power loss.
+    pub fn auto_remove(&self) -> bool {
+        self.host_config["AutoRemove"].as_bool().unwrap_or(false)
+    }
+
+    /// Writes config.v2.json and hostconfig.json: at create and when the HostConfig changes (module doc).
+    /// `new`: the container's directory was just made, so its entry in `containers/` is synced too.
+    pub fn save(&self, data_root: &Path, new: bool) -> Result<(), RecordError> {
         let dir = Self::dir(data_root, &self.id);
-        write_json(&dir.join("hostconfig.json"), &self.host_config)?;
-        write_json(&dir.join("config.v2.json"), self)
+        let sync = if self.auto_remove() {
+            Durability::Data
+        } else {
+            Durability::Full
+        };
+        // One directory fsync for both files (and the parent's for a new directory), not one per file.
+        write_json_sync(&dir.join("hostconfig.json"), &self.host_config, Durability::Data)?;
+        write_json_sync(&dir.join("config.v2.json"), self, Durability::Data)?;
+        if sync == Durability::Full {
+            sync_dir(&dir);
+            if new {
+                sync_dir(dir.parent().unwrap_or(&dir));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes config.v2.json alone, for a state transition (module doc: how durable).
+    pub fn save_state(&self, data_root: &Path) -> Result<(), RecordError> {
+        let sync = if self.auto_remove() {
+            Durability::None
+        } else {
+            Durability::Data
+        };
+        write_json_sync(&Self::dir(data_root, &self.id).join("config.v2.json"), self, sync)
     }
 
     /// Reads a container back.
@@ -281,7 +366,7 @@ mod tests {
             mount_points: vec![],
             host_config: serde_json::json!({"AutoRemove": false}),
         };
-        c.save(tmp.path()).unwrap();
+        c.save(tmp.path(), true).unwrap();
         let back = Container::load(tmp.path(), &id).unwrap();
         assert_eq!(back.name, "/x");
         assert_eq!(back.host_config["AutoRemove"], false);

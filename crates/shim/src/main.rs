@@ -5,9 +5,11 @@
 //! master), the stdin fifo and the container init's pid. Because exec keeps the pid, the init stays our child,
 //! we stay a child subreaper (the flag survives exec), and berthd's pidfd on the monitor keeps watching the right
 //! process. This program only copies output into the json-file log (see [`log`]) and stdin into the container,
-//! and reaps children; when the init has exited and its output is drained it `execve`s the full binary again as
-//! `berth monitor --finish CODE ...` (through the fd of the monitor's own sealed executable) for the cleanup that
-//! needs runtime code: OOM check, runtime delete, network detach, rootfs unmount, `monitor.json`.
+//! and reaps children. When the init has exited and its output is drained it records the exit (code, time, OOM
+//! kill) in `monitor.json` and exits: with the builtin runtime berthd does the rest of the cleanup (runtime
+//! state, network, rootfs) when it sees the monitor gone. With a runtime CLI (`--runtime runc`) it `execve`s the
+//! full binary again as `berth monitor --finish CODE ...` (through the fd of the monitor's own sealed
+//! executable), which deletes the container through that CLI.
 //!
 //! It depends on std and libc only, so a running container costs well under 2 MB of resident memory.
 //!
@@ -147,7 +149,7 @@ fn main() {
     let o = match parse(&args) {
         Ok(o) => o,
         Err(e) => {
-            // stderr is the container's monitor.log when berth monitor started us.
+            // Without a valid id there is no monitor.log to write to (berth monitor never gets here).
             eprintln!("berth-shim: {e}");
             std::process::exit(2);
         }
@@ -155,18 +157,58 @@ fn main() {
     let code = match pump::run(&o) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{} berth-shim {}: {e}", log::rfc3339_nano_now(), o.id);
+            diag(&o, &e.to_string());
             // The log cannot be written: still wait for the container, so its exit is recorded.
             pump::wait_exit(o.pid)
         }
     };
+    if o.runtime.as_bytes() == b"builtin" {
+        write_status(&o, code, None);
+        std::process::exit(0);
+    }
     let e = finish(&o, code);
     // Only reached when the exec failed: record the exit ourselves so berthd still sees it (berthd unmounts
     // and detaches a monitor's leftovers when it notices the death; the runtime state is deleted by the next
     // start).
-    eprintln!("{} berth-shim {}: {e}", log::rfc3339_nano_now(), o.id);
-    write_status_fallback(&o, code, &e.to_string());
+    diag(&o, &e.to_string());
+    write_status(&o, code, Some(&e.to_string()));
     std::process::exit(1);
+}
+
+/// Appends a line to the container's `monitor.log` (made on first use: a run with nothing to report creates
+/// no file; berthd gives monitors /dev/null for stdio).
+pub fn diag(o: &Opts, msg: &str) {
+    let p = PathBuf::from(&o.data_root)
+        .join("containers")
+        .join(&o.id)
+        .join("monitor.log");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+    {
+        let _ = writeln!(f, "{} berth-shim {}: {msg}", log::rfc3339_nano_now(), o.id);
+    }
+}
+
+/// Whether the container's cgroup saw an OOM kill (v1 memory.oom_control or v2 memory.events), as
+/// `berth monitor` checks it.
+fn oom_killed(id: &str) -> bool {
+    [
+        format!("/sys/fs/cgroup/memory/berth/{id}/memory.oom_control"),
+        format!("/sys/fs/cgroup/berth/{id}/memory.events"),
+    ]
+    .iter()
+    .any(|p| {
+        std::fs::read_to_string(p).is_ok_and(|s| {
+            s.lines().any(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+                    > 0
+            })
+        })
+    })
 }
 
 /// Replaces this process with `berth monitor --finish CODE ...` from the fd the monitor handed over.
@@ -229,9 +271,10 @@ fn finish(o: &Opts, code: i32) -> ShimError {
     ShimError::Finish(std::io::Error::last_os_error())
 }
 
-/// `monitor.json` with the exit, for when the finishing monitor cannot run; keeps `pid` and `started_at` from
-/// the record the monitor wrote at start. Same fields as `berth_engine::record::MonitorStatus`.
-fn write_status_fallback(o: &Opts, code: i32, error: &str) {
+/// `monitor.json` with the exit, keeping `pid` and `started_at` from the record the monitor wrote at start.
+/// Same fields as `berth_engine::record::MonitorStatus`; atomic (temp file, rename) but not fsync'd, as the
+/// monitor writes it (it describes one run, which a power loss ends).
+fn write_status(o: &Opts, code: i32, error: Option<&str>) {
     let dir = PathBuf::from(&o.data_root).join("containers").join(&o.id);
     let path = dir.join("monitor.json");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
@@ -241,19 +284,26 @@ fn write_status_fallback(o: &Opts, code: i32, error: &str) {
         .map(|(s, _)| s.to_string())
         .unwrap_or_default();
     let mut data = format!(
-        "{{\"pid\":{},\"started_at\":\"{started}\",\"exit_code\":{code},\"finished_at\":\"{}\",\"oom_killed\":false,\"error\":\"",
+        "{{\"pid\":{},\"started_at\":\"{started}\",\"exit_code\":{code},\"finished_at\":\"{}\",\"oom_killed\":{},\"error\":",
         o.pid,
-        log::rfc3339_nano_now()
+        log::rfc3339_nano_now(),
+        oom_killed(&o.id)
     )
     .into_bytes();
-    log::escape_into(&mut data, error);
-    data.extend_from_slice(b"\"}");
+    match error {
+        Some(error) => {
+            data.push(b'"');
+            log::escape_into(&mut data, error);
+            data.extend_from_slice(b"\"}");
+        }
+        None => data.extend_from_slice(b"null}"),
+    }
     let tmp = dir.join(format!(".monitor.json.tmp{}", std::process::id()));
     let ok = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(&data).and_then(|()| f.sync_all()))
+        .and_then(|mut f| f.write_all(&data))
         .and_then(|()| std::fs::rename(&tmp, &path));
     if let Err(e) = ok {
-        eprintln!("berth-shim {}: writing {}: {e}", o.id, path.display());
+        diag(o, &format!("writing {}: {e}", path.display()));
     }
 }
 

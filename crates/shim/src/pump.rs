@@ -154,11 +154,7 @@ fn sleep_ms(ms: u64) {
 }
 
 fn complain(o: &Opts, msg: &str) {
-    eprintln!(
-        "{} berth-shim {}: {msg}",
-        crate::log::rfc3339_nano_now(),
-        o.id
-    );
+    crate::diag(o, msg);
 }
 
 /// Blocks SIGCHLD and returns a non-blocking signalfd for it, or None when that fails.

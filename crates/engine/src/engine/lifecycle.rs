@@ -14,7 +14,9 @@ use serde_json::json;
 use tokio::io::unix::AsyncFd;
 
 use super::{internal, Engine, EngineError, Result};
-use crate::record::{now_rfc3339, read_json, write_json, Container, MonitorStatus, ZERO_TIME};
+use crate::record::{
+    now_rfc3339, read_json, write_json_sync, Container, Durability, MonitorStatus, ZERO_TIME,
+};
 
 impl Engine {
     /// Writes /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
@@ -135,7 +137,8 @@ impl Engine {
                 }
             }
         }
-        write_json(&dir.join("config.json"), &spec).map_err(internal)?;
+        // Re-made at every start: nothing needs it after a power loss (record.rs).
+        write_json_sync(&dir.join("config.json"), &spec, Durability::None).map_err(internal)?;
         let plan = match self.net_plan(&c) {
             Ok(p) => p,
             Err(e) => {
@@ -165,11 +168,10 @@ impl Engine {
         if reply.trim() == "ok" {
             let st: MonitorStatus =
                 read_json(&MonitorStatus::path(&self.cfg.data_root, &c.id)).unwrap_or_default();
-            // The monitor may already have finished (a very short-lived container); the exit watcher records
-            // that, so only mark running when no exit is known yet.
             // The monitor may already have finished (a very short-lived container, maybe even auto-removed):
             // the exit watcher recorded that, so only mark running when the monitor is still there.
-            let res = self.update(&c.id, |c| {
+            // In memory only: a restarted berthd derives "running" from the monitor and monitor.json.
+            let res = self.update_as(&c.id, false, |c| {
                 if st.exit_code.is_none() && c.monitor_pid == monitor_pid {
                     c.state.restarting = false;
                     c.state.running = true;
@@ -293,6 +295,27 @@ impl Engine {
         });
     }
 
+    /// The cleanup after a run that needs no process of its own (berth-shim exits after recording the exit
+    /// instead of re-executing the full `berth monitor --finish`, which cost an exec and the page faults of a
+    /// large binary on the critical path of `run --rm`): the builtin runtime's state and cgroup (and any
+    /// process left in it), the network endpoints, the rootfs mount. A monitor that finished itself (a
+    /// runtime CLI, or a monitor that never handed over) has done all this already; then it costs a few
+    /// failed lookups. Done before the exit is published, so a start that follows cannot lose its new state.
+    fn cleanup_run(&self, id: &str) {
+        if self.cfg.runtime.split_whitespace().next() == Some("builtin") {
+            match berth_runtime::delete(&self.cfg.exec_root.join("runtime"), id, true) {
+                Ok(()) | Err(berth_runtime::RuntimeError::NotFound(_)) => {}
+                Err(e) => log::warn!("container {id}: deleting its runtime state: {e}"),
+            }
+        }
+        if let Some(m) = self.networks() {
+            let _ = m.detach_all(id);
+        }
+        if let Ok(l) = berth_storage::RwLayer::open(&self.cfg.data_root, id) {
+            let _ = l.unmount();
+        }
+    }
+
     /// Records a finished run from monitor.json, and removes the container if AutoRemove.
     fn on_monitor_exit(self: &Arc<Self>, id: &str, pid: i32) {
         // Reap it if it is our child; a monitor adopted after a restart is not, and that is fine.
@@ -300,11 +323,22 @@ impl Engine {
             nix::unistd::Pid::from_raw(pid),
             Some(nix::sys::wait::WaitPidFlag::WNOHANG),
         );
+        // Only the current monitor's leftovers are ours to clean (a stale watcher must not touch a new run).
+        let Ok(cur) = self.get(id) else {
+            return;
+        };
+        if cur.monitor_pid != pid {
+            return;
+        }
+        self.cleanup_run(id);
         let st: MonitorStatus =
             read_json(&MonitorStatus::path(&self.cfg.data_root, id)).unwrap_or_default();
         let mut died = false;
         let mut again = None;
-        let Ok(c) = self.update(id, |c| {
+        // A --rm container's exit is not written: its removal follows (at the next start of berthd if it
+        // crashes first, from the monitor pid still on disk).
+        let persist = !cur.auto_remove();
+        let Ok(c) = self.update_as(id, persist, |c| {
             if c.monitor_pid != pid {
                 return;
             }
@@ -347,14 +381,6 @@ impl Engine {
                 "die",
                 json!({"exitCode": c.state.exit_code.to_string()}),
             );
-        }
-        // The monitor detaches on its way out; a crashed one may not have.
-        if let Some(m) = self.networks() {
-            let _ = m.detach_all(id);
-        }
-        // The monitor unmounts on a clean exit; make sure a crashed one does not leave the rootfs mounted.
-        if let Ok(l) = berth_storage::RwLayer::open(&self.cfg.data_root, id) {
-            let _ = l.unmount();
         }
         if let Some((delay, generation)) = again {
             self.schedule_restart(c.id.clone(), delay, generation);
@@ -419,6 +445,17 @@ impl Engine {
                 });
                 self.on_monitor_exit(&id, pid);
             }
+        }
+        // A --rm container that ran and whose removal a crash cut short (the others went through
+        // on_monitor_exit above): docker removes those at its start too.
+        let stopped: Vec<String> = self
+            .all()
+            .into_iter()
+            .filter(|c| c.auto_remove() && c.monitor_pid == 0 && c.state.status == "exited")
+            .map(|c| c.id)
+            .collect();
+        for id in stopped {
+            self.auto_remove(id);
         }
     }
 }
