@@ -72,6 +72,11 @@ impl Writer {
         Ok(())
     }
 
+    /// Whether a line without its newline yet is held back.
+    pub fn has_partial(&self) -> bool {
+        self.partial.iter().any(|p| !p.is_empty())
+    }
+
     /// Writes out whatever partial lines remain (at EOF).
     pub fn flush_partial(&mut self) -> Result<(), LogError> {
         for (idx, stream) in [(0, 1u8), (1, 2u8)] {

@@ -526,12 +526,23 @@ fn run(o: &Opts, sync: &mut Option<File>) -> Result<(), MonitorError> {
         let _ = s.write_all(b"ok\n");
     }
 
-    // The steady state in the small berth-shim (it comes back as `--finish`); returns only when that is not
-    // possible, and then this process carries on. Not worth an exec when the container has exited already
-    // (`hello-world`): then the output is drained and the exit recorded right here.
+    // The steady state in the small berth-shim; `hand_over` returns only when that is not possible, and then
+    // this process carries on. Not worth an exec for a container that is over at once (`hello-world`,
+    // `true`): the first moments are pumped here, and only a container still running after them is handed
+    // over (the memory a long-running container's monitor holds is what the shim is for).
     let mut exited = None;
     if o.shim_fd.is_some() {
-        exited = wait_for(pid, false);
+        let begun = std::time::Instant::now();
+        loop {
+            let until = std::time::Instant::now() + HANDOVER_AFTER;
+            exited = pump(pid, Some(until), &out_r, &err_r, &mut writer, &mut stdin, tty);
+            // The shim starts with an empty line buffer: hand over between lines, so a line is not split
+            // into two log entries (unless it never ends).
+            if exited.is_some() || !writer.has_partial() || begun.elapsed() >= HANDOVER_LATEST {
+                break;
+            }
+        }
+        let _ = writer.flush_partial();
     }
     if let (Some(shim_fd), None) = (o.shim_fd, exited) {
         let h = shim::Handover {
@@ -552,7 +563,10 @@ fn run(o: &Opts, sync: &mut Option<File>) -> Result<(), MonitorError> {
         let e = shim::hand_over(o, shim_fd, &h);
         diag(o, &format_args!("staying in berth: {e}"));
     }
-    let exit_code = pump(pid, exited, &out_r, &err_r, &mut writer, &mut stdin, tty);
+    let exit_code = match exited {
+        Some(code) => code,
+        None => pump(pid, None, &out_r, &err_r, &mut writer, &mut stdin, tty).unwrap_or(255),
+    };
     if let Some(s) = &stdin {
         let _ = fs::remove_file(&s.path);
     }
@@ -587,21 +601,31 @@ fn finish(
     write_status(o, &done)
 }
 
-/// Copies the container's output into the log until it exits; returns its exit code (128+signal if killed).
-/// `exited`: the init's exit code when it was reaped already.
+/// How long a freshly started container's output is pumped by the full monitor before the shim takes over.
+const HANDOVER_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
+/// The latest the hand-over waits for a line to end.
+const HANDOVER_LATEST: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Copies the container's output into the log until it exits; returns its exit code (128+signal if killed),
+/// or None when `until` came first (the container still runs; nothing read is lost).
 fn pump(
     pid: i32,
-    exited: Option<i32>,
+    until: Option<std::time::Instant>,
     out_r: &OwnedFd,
     err_r: &OwnedFd,
     writer: &mut Writer,
     stdin: &mut Option<StdinFeed>,
     tty: bool,
-) -> i32 {
+) -> Option<i32> {
     let mut open = [true, true];
-    let mut code: Option<i32> = exited;
+    let mut code: Option<i32> = None;
     let mut buf = [0u8; 32768];
+    // Time left before `until` (None: no limit); Some(ZERO) once it has passed.
+    let left = || until.map(|u| u.saturating_duration_since(std::time::Instant::now()));
     loop {
+        if code.is_none() && left().is_some_and(|l| l.is_zero()) {
+            return None;
+        }
         if open.iter().any(|o| *o) {
             let mut fds = Vec::new();
             let mut which = Vec::new();
@@ -621,7 +645,8 @@ fn pump(
             let timeout = if code.is_some() {
                 PollTimeout::ZERO
             } else {
-                PollTimeout::from(200u16)
+                let ms = left().map_or(200, |l| l.as_millis().clamp(1, 200) as u16);
+                PollTimeout::from(ms)
             };
             let ready = poll(&mut fds, timeout).unwrap_or(0);
             let revents: Vec<bool> = fds
@@ -659,8 +684,16 @@ fn pump(
                 break;
             }
         } else if code.is_none() {
-            // Both pipes closed: nothing more to log, block until the init exits.
-            code = wait_for(pid, true);
+            // Both pipes closed: nothing more to log, block until the init exits (or look again until `until`).
+            match left() {
+                None => code = wait_for(pid, true),
+                Some(l) => {
+                    code = wait_for(pid, false);
+                    if code.is_none() {
+                        std::thread::sleep(l.min(std::time::Duration::from_millis(2)));
+                    }
+                }
+            }
             continue;
         } else {
             break;
@@ -669,7 +702,7 @@ fn pump(
             code = wait_for(pid, false);
         }
     }
-    code.unwrap_or(255)
+    Some(code.unwrap_or(255))
 }
 
 /// Name of the fifo berthd writes a `-i` container's stdin into.

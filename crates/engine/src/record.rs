@@ -17,9 +17,12 @@
 //!   `monitor.json` (a record that still says running with a dead monitor is recorded as exited). A `--rm`
 //!   container's are [`Durability::None`]: it is removed when it exits (or at the next start of berthd), so
 //!   nothing of its state needs to outlive the machine.
-//! - Transitions that recovery re-derives anyway are not written at all: "running" (from `monitor.json` and
-//!   the monitor's liveness) and the exit of a `--rm` container (its removal follows). The record on disk
-//!   always has the monitor's pid while a monitor may run, which is what recovery needs to re-adopt it.
+//! - The exit of a `--rm` container is not written at all: its removal follows at once, or, if berthd dies
+//!   first, at its next start (the record on disk still has the monitor's pid, so recovery finds the monitor
+//!   gone, reads its exit from `monitor.json` and removes the container). The record on disk always has the
+//!   monitor's pid while a monitor may run, which is what recovery needs to re-adopt it. "running" is
+//!   written (without an fsync for `--rm`): after a power loss it is what tells an exited container from one
+//!   that never started.
 //! - Files re-made at every start or written for one run only (the OCI bundle's `config.json`, the network
 //!   plan, `monitor.json`) are [`Durability::None`]: after a power loss the run they describe is over.
 

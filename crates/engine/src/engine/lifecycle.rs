@@ -170,8 +170,7 @@ impl Engine {
                 read_json(&MonitorStatus::path(&self.cfg.data_root, &c.id)).unwrap_or_default();
             // The monitor may already have finished (a very short-lived container, maybe even auto-removed):
             // the exit watcher recorded that, so only mark running when the monitor is still there.
-            // In memory only: a restarted berthd derives "running" from the monitor and monitor.json.
-            let res = self.update_as(&c.id, false, |c| {
+            let res = self.update(&c.id, |c| {
                 if st.exit_code.is_none() && c.monitor_pid == monitor_pid {
                     c.state.restarting = false;
                     c.state.running = true;
@@ -204,10 +203,16 @@ impl Engine {
             } else {
                 128
             };
-            self.update(&c.id, |c| {
+            let res = self.update(&c.id, |c| {
                 c.state.error = msg.clone();
                 c.state.exit_code = code;
-            })?;
+            });
+            // A --rm container may be gone already (the exit watcher removed it): the start error still is
+            // the answer.
+            match res {
+                Ok(_) | Err(EngineError::NoSuchContainer(_)) => {}
+                Err(e) => return Err(e),
+            }
             if code == 128 {
                 Err(EngineError::Internal(msg))
             } else {
