@@ -196,7 +196,10 @@ fn rm_container_that_exits_while_berthd_is_down_is_removed_at_start() {
     let mut tries = 0;
     while fs::read_to_string(format!("/proc/{mon}/cmdline")).is_ok_and(|c| c.contains(&id)) {
         tries += 1;
-        assert!(tries < 3000, "the monitor did not end after its container exited");
+        assert!(
+            tries < 3000,
+            "the monitor did not end after its container exited"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     d.spawn();

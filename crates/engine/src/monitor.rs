@@ -535,7 +535,15 @@ fn run(o: &Opts, sync: &mut Option<File>) -> Result<(), MonitorError> {
         let begun = std::time::Instant::now();
         loop {
             let until = std::time::Instant::now() + HANDOVER_AFTER;
-            exited = pump(pid, Some(until), &out_r, &err_r, &mut writer, &mut stdin, tty);
+            exited = pump(
+                pid,
+                Some(until),
+                &out_r,
+                &err_r,
+                &mut writer,
+                &mut stdin,
+                tty,
+            );
             // The shim starts with an empty line buffer: hand over between lines, so a line is not split
             // into two log entries (unless it never ends).
             if exited.is_some() || !writer.has_partial() || begun.elapsed() >= HANDOVER_LATEST {

@@ -197,8 +197,9 @@ pub fn write_plan(dir: &Path, plan: Option<&NetPlan>) -> Result<(), NetError> {
     let p = dir.join(PLAN_FILE);
     match plan {
         // Re-made at every start: nothing needs it after a power loss (record.rs).
-        Some(plan) => write_json_sync(&p, plan, Durability::None)
-            .map_err(|e| NetError::Io(e.to_string())),
+        Some(plan) => {
+            write_json_sync(&p, plan, Durability::None).map_err(|e| NetError::Io(e.to_string()))
+        }
         None => match fs::remove_file(&p) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(NetError::Io(e.to_string())),
             _ => Ok(()),

@@ -124,7 +124,11 @@ pub fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), RecordError> {
 }
 
 /// Serializes `v` as JSON and writes it atomically, fsync'ing as `sync` says.
-pub fn write_json_sync<T: Serialize>(path: &Path, v: &T, sync: Durability) -> Result<(), RecordError> {
+pub fn write_json_sync<T: Serialize>(
+    path: &Path,
+    v: &T,
+    sync: Durability,
+) -> Result<(), RecordError> {
     let data = serde_json::to_vec(v).map_err(|source| RecordError::Json {
         path: path.to_path_buf(),
         source,
@@ -280,7 +284,11 @@ impl Container {
             Durability::Full
         };
         // One directory fsync for both files (and the parent's for a new directory), not one per file.
-        write_json_sync(&dir.join("hostconfig.json"), &self.host_config, Durability::Data)?;
+        write_json_sync(
+            &dir.join("hostconfig.json"),
+            &self.host_config,
+            Durability::Data,
+        )?;
         write_json_sync(&dir.join("config.v2.json"), self, Durability::Data)?;
         if sync == Durability::Full {
             sync_dir(&dir);
@@ -298,7 +306,11 @@ impl Container {
         } else {
             Durability::Data
         };
-        write_json_sync(&Self::dir(data_root, &self.id).join("config.v2.json"), self, sync)
+        write_json_sync(
+            &Self::dir(data_root, &self.id).join("config.v2.json"),
+            self,
+            sync,
+        )
     }
 
     /// Reads a container back.

@@ -149,6 +149,10 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        assert_eq!(fs::read_dir(dir(root)).unwrap().count(), 0, "trash not emptied");
+        assert_eq!(
+            fs::read_dir(dir(root)).unwrap().count(),
+            0,
+            "trash not emptied"
+        );
     }
 }
