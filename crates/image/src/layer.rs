@@ -8,11 +8,18 @@
 //! are computed in the same single pass.
 
 use crate::digest::{HashReader, TeeReader};
-use std::ffi::{CString, OsStr};
+use crate::layer_fs::{
+    create_file, create_replacing, fchown, fset_mtime, fset_xattr, invalid, lchown, mknod,
+    owned_by_creator, remove_existing, set_mtime, set_xattr, start_writeback, umask_keeps, DirCache,
+    ParentError,
+};
+#[cfg(test)]
+use crate::layer_fs::cpath;
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 /// Default cap on a layer's unpacked size (64 GiB).
@@ -71,6 +78,10 @@ pub fn decompress<'a, R: BufRead + 'a>(mut r: R) -> io::Result<(Compression, Box
     };
     Ok((c, d))
 }
+
+/// Files at least this large have their writeback started as soon as they are written (see
+/// [`crate::layer_fs::start_writeback`]); for smaller ones the syscall costs more than it saves.
+const WRITEBACK_MIN: u64 = 256 * 1024;
 
 /// Limits for [`unpack`].
 #[derive(Debug, Clone, Copy)]
@@ -172,6 +183,7 @@ fn extract<R: Read>(
     let mut buf = vec![0u8; 256 * 1024];
     let mut total: u64 = 0;
     let mut dirs: Vec<DirMeta> = Vec::new();
+    let mut cache = DirCache::new(root)?;
     for entry in ar.entries()? {
         let mut entry = entry?;
         let raw_path = entry.path_bytes().into_owned();
@@ -193,17 +205,19 @@ fn extract<R: Read>(
                 limit: opts.max_size,
             });
         }
-        let parent_rel = rel.parent().unwrap_or(Path::new(""));
-        let parent = ensure_parents(root, parent_rel).map_err(|reason| match reason {
-            ParentError::Unsafe(reason) => LayerError::UnsafeEntry {
-                path: display.clone(),
-                reason,
-            },
-            ParentError::Io(source) => LayerError::Entry {
-                path: display.clone(),
-                source,
-            },
-        })?;
+        let parent_rel = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+        let parent = cache
+            .parents(&parent_rel, true)
+            .map_err(|reason| match reason {
+                ParentError::Unsafe(reason) => LayerError::UnsafeEntry {
+                    path: display.clone(),
+                    reason,
+                },
+                ParentError::Io(source) => LayerError::Entry {
+                    path: display.clone(),
+                    source,
+                },
+            })?;
         let name = rel
             .file_name()
             .expect("clean_path yields a final component")
@@ -218,6 +232,7 @@ fn extract<R: Read>(
                 Ok(()) // Other aufs metadata (.wh..wh.plnk, ...) has no overlay meaning.
             } else {
                 let target = parent.join(OsStr::from_bytes(wh));
+                cache.replacing(&parent_rel.join(OsStr::from_bytes(wh)));
                 remove_existing(&target, false)
                     .and_then(|_| mknod(&target, libc::S_IFCHR, 0, 0))
                     .and_then(|_| {
@@ -237,6 +252,9 @@ fn extract<R: Read>(
 
         let target = parent.join(&name);
         let kind = entry.header().entry_type();
+        if kind != tar::EntryType::Directory {
+            cache.replacing(&rel);
+        }
         let res = (|| -> Result<(), EntryErr> {
             let xattrs = collect_xattrs(&mut entry)?;
             let hdr = entry.header().clone();
@@ -244,28 +262,50 @@ fn extract<R: Read>(
             let mode = hdr.mode().unwrap_or(0o644) & 0o7777;
             let (uid, gid) = (hdr.uid().unwrap_or(0), hdr.gid().unwrap_or(0));
             let mtime = hdr.mtime().unwrap_or(0);
+            // A new inode in a directory that is not setgid belongs to this process's ids and has the mode
+            // it was created with less the umask: chown/chmod are needed only when those differ.
+            let fresh_ok = !cache.setgid(&parent_rel);
+            let chown_needed = !(fresh_ok && owned_by_creator(uid, gid));
+            let chmod_needed = !(fresh_ok && umask_keeps(mode));
             match kind {
                 tar::EntryType::Directory => {
-                    remove_existing(&target, true)?;
-                    if fs::symlink_metadata(&target).is_err() {
-                        fs::create_dir(&target)?;
+                    let fresh = if cache.is_dir(&rel) {
+                        false
+                    } else {
+                        let r = fs::DirBuilder::new().mode(mode & 0o777).create(&target);
+                        match r {
+                            Ok(()) => true,
+                            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                                remove_existing(&target, true)?;
+                                if fs::symlink_metadata(&target).is_err() {
+                                    fs::create_dir(&target)?;
+                                }
+                                false
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
+                    };
+                    if !fresh || chown_needed {
+                        lchown(&target, uid, gid)?;
                     }
+                    if !fresh || chown_needed || chmod_needed {
+                        fs::set_permissions(&target, fs::Permissions::from_mode(mode))?;
+                    }
+                    for (k, v) in &xattrs {
+                        set_xattr(&target, k, v)?;
+                    }
+                    cache.insert(&rel, mode);
                     dirs.push(DirMeta {
                         path: target.clone(),
                         mtime,
                     });
+                    return Ok(());
                 }
                 tar::EntryType::Regular
                 | tar::EntryType::Continuous
                 | tar::EntryType::GNUSparse => {
-                    remove_existing(&target, false)?;
-                    let mut f = fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .custom_flags(libc::O_NOFOLLOW)
-                        .mode(0o600)
-                        .open(&target)?;
-                    let n = copy_big(&mut (&mut entry).take(size), &mut f, &mut buf)?;
+                    let f = create_replacing(&target, || create_file(&target, mode & 0o777))?;
+                    let n = copy_big(&mut (&mut entry).take(size), &mut &f, &mut buf)?;
                     if n != size {
                         return Err(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
@@ -273,14 +313,39 @@ fn extract<R: Read>(
                         )
                         .into());
                     }
+                    if size >= WRITEBACK_MIN {
+                        start_writeback(&f, 0, size);
+                    }
+                    // Order matters: chown clears setuid bits and file capabilities, so mode and xattrs
+                    // come after.
+                    if chown_needed {
+                        fchown(&f, uid, gid)?;
+                    }
+                    if chown_needed || chmod_needed {
+                        f.set_permissions(fs::Permissions::from_mode(mode))?;
+                    }
+                    for (k, v) in &xattrs {
+                        fset_xattr(&f, k, v)?;
+                    }
+                    fset_mtime(&f, mtime)?;
+                    return Ok(());
                 }
                 tar::EntryType::Symlink => {
                     let link = entry
                         .link_name_bytes()
                         .ok_or_else(|| invalid("symlink without target"))?
                         .into_owned();
-                    remove_existing(&target, false)?;
-                    std::os::unix::fs::symlink(OsStr::from_bytes(&link), &target)?;
+                    create_replacing(&target, || {
+                        std::os::unix::fs::symlink(OsStr::from_bytes(&link), &target)
+                    })?;
+                    if chown_needed {
+                        lchown(&target, uid, gid)?;
+                    }
+                    for (k, v) in &xattrs {
+                        set_xattr(&target, k, v)?;
+                    }
+                    set_mtime(&target, mtime)?;
+                    return Ok(());
                 }
                 tar::EntryType::Link => {
                     let link = entry
@@ -292,7 +357,8 @@ fn extract<R: Read>(
                         _ => return Err(EntryErr::Unsafe("hard link target outside the layer")),
                     };
                     // The link target must resolve inside the layer without passing through a symlink.
-                    let src_parent = check_parents(root, src_rel.parent().unwrap_or(Path::new("")))
+                    let src_parent = cache
+                        .parents(src_rel.parent().unwrap_or(Path::new("")), false)
                         .map_err(|_| {
                             EntryErr::Unsafe("hard link target through a symlink or missing")
                         })?;
@@ -300,8 +366,7 @@ fn extract<R: Read>(
                     if src == target {
                         return Ok(());
                     }
-                    remove_existing(&target, false)?;
-                    fs::hard_link(&src, &target)?;
+                    create_replacing(&target, || fs::hard_link(&src, &target))?;
                     return Ok(()); // A hard link shares the target's inode metadata.
                 }
                 tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
@@ -322,18 +387,13 @@ fn extract<R: Read>(
                     return Ok(());
                 }
             }
-            let is_symlink = kind == tar::EntryType::Symlink;
-            // Order matters: chown clears setuid bits and file capabilities, so mode and xattrs come after.
+            // Device nodes and fifos: order matters as above.
             lchown(&target, uid, gid)?;
-            if !is_symlink {
-                fs::set_permissions(&target, fs::Permissions::from_mode(mode))?;
-            }
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode))?;
             for (k, v) in &xattrs {
                 set_xattr(&target, k, v)?;
             }
-            if kind != tar::EntryType::Directory {
-                set_mtime(&target, mtime)?;
-            }
+            set_mtime(&target, mtime)?;
             Ok(())
         })();
         match res {
@@ -384,10 +444,6 @@ fn copy_big(r: &mut dyn Read, w: &mut dyn Write, buf: &mut [u8]) -> io::Result<u
     }
 }
 
-fn invalid(msg: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
-}
-
 /// Failure of one entry: an I/O error or a refusal for safety.
 enum EntryErr {
     Io(io::Error),
@@ -418,129 +474,6 @@ fn clean_path(raw: &[u8]) -> Result<Option<PathBuf>, &'static str> {
         }
     }
     Ok((!out.as_os_str().is_empty()).then_some(out))
-}
-
-enum ParentError {
-    Unsafe(&'static str),
-    Io(io::Error),
-}
-
-/// Walks `rel` under `root` component by component, refusing symlinks and non-directories.
-fn check_parents(root: &Path, rel: &Path) -> Result<PathBuf, ParentError> {
-    let mut cur = root.to_path_buf();
-    for c in rel.components() {
-        cur.push(c);
-        match fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(ParentError::Unsafe("a parent component is a symlink"))
-            }
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(ParentError::Unsafe("a parent component is not a directory")),
-            Err(e) => return Err(ParentError::Io(e)),
-        }
-    }
-    Ok(cur)
-}
-
-/// Like [`check_parents`] but creates missing directories (0755, root-owned, as docker does).
-fn ensure_parents(root: &Path, rel: &Path) -> Result<PathBuf, ParentError> {
-    let mut cur = root.to_path_buf();
-    for c in rel.components() {
-        cur.push(c);
-        match fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(ParentError::Unsafe("a parent component is a symlink"))
-            }
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(ParentError::Unsafe("a parent component is not a directory")),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir(&cur).map_err(ParentError::Io)?;
-                fs::set_permissions(&cur, fs::Permissions::from_mode(0o755))
-                    .map_err(ParentError::Io)?;
-            }
-            Err(e) => return Err(ParentError::Io(e)),
-        }
-    }
-    Ok(cur)
-}
-
-/// Removes whatever is at `p` so a new entry can take its place; a directory is kept when the new entry is
-/// one too (tar semantics: later entries update earlier ones).
-fn remove_existing(p: &Path, new_is_dir: bool) -> io::Result<()> {
-    match fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() && new_is_dir => Ok(()),
-        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
-        Ok(_) => fs::remove_file(p),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-fn cpath(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| invalid("NUL in path"))
-}
-
-fn mknod(p: &Path, mode: u32, major: u32, minor: u32) -> io::Result<()> {
-    let c = cpath(p)?;
-    // SAFETY: `c` is a valid NUL-terminated path; mknod does not retain the pointer.
-    let rc = unsafe { libc::mknod(c.as_ptr(), mode, libc::makedev(major, minor)) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn lchown(p: &Path, uid: u64, gid: u64) -> io::Result<()> {
-    let uid = u32::try_from(uid).map_err(|_| invalid("uid out of range"))?;
-    let gid = u32::try_from(gid).map_err(|_| invalid("gid out of range"))?;
-    std::os::unix::fs::lchown(p, Some(uid), Some(gid))
-}
-
-fn set_xattr(p: &Path, name: &str, value: &[u8]) -> io::Result<()> {
-    let c = cpath(p)?;
-    let n = CString::new(name).map_err(|_| invalid("NUL in xattr name"))?;
-    // SAFETY: all pointers are valid for the given lengths for the duration of the call.
-    let rc = unsafe {
-        libc::lsetxattr(
-            c.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn set_mtime(p: &Path, mtime: u64) -> io::Result<()> {
-    let c = cpath(p)?;
-    let secs = i64::try_from(mtime).unwrap_or(i64::MAX);
-    let ts = [
-        libc::timespec {
-            tv_sec: secs,
-            tv_nsec: 0,
-        },
-        libc::timespec {
-            tv_sec: secs,
-            tv_nsec: 0,
-        },
-    ];
-    // SAFETY: `c` is NUL-terminated and `ts` points at two timespecs, as utimensat requires.
-    let rc = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            ts.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// `SCHILY.xattr.<name>` PAX records of an entry.

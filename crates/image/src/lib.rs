@@ -19,6 +19,7 @@ pub mod config;
 pub mod digest;
 pub mod import;
 pub mod layer;
+mod layer_fs;
 pub mod manifest;
 pub mod pack;
 pub mod progress;

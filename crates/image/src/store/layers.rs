@@ -180,7 +180,8 @@ impl Store {
     ) -> Result<StagedLayer<'_>, crate::Error> {
         let work = self.temp_path("layer");
         fs::create_dir(&work.path).map_err(io_err(&work.path))?;
-        let mut blob = self.blob_writer()?;
+        // unpack hashes the compressed stream it copies into the blob; the digest is checked below.
+        let mut blob = self.blob_writer_prehashed()?;
         let unpacked = layer::unpack(input, &work.path.join("diff"), Some(&mut blob), opts)?;
         if let Some(d) = spec.digest {
             if d != unpacked.digest {
