@@ -8,13 +8,13 @@
 //! are computed in the same single pass.
 
 use crate::digest::{HashReader, TeeReader};
-use crate::layer_fs::{
-    create_file, create_replacing, fchown, fset_mtime, fset_xattr, invalid, lchown, mknod,
-    owned_by_creator, remove_existing, set_mtime, set_xattr, start_writeback, umask_keeps, DirCache,
-    ParentError,
-};
 #[cfg(test)]
 use crate::layer_fs::cpath;
+use crate::layer_fs::{
+    create_file, create_replacing, fchown, fset_mtime, fset_xattr, invalid, lchown, mknod,
+    owned_by_creator, remove_existing, set_mtime, set_xattr, start_writeback, umask_keeps,
+    DirCache, ParentError,
+};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};

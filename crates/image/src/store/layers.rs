@@ -237,6 +237,14 @@ impl Store {
     /// Makes staged layers part of the store, in order: one `syncfs` makes everything they wrote durable
     /// before any of it becomes visible (power loss cannot leave a recorded layer with lost file data),
     /// then blobs and unpacked dirs are renamed into place, and last the metadata dirs, the commit point.
+    ///
+    /// Cost and alternatives: moby's overlay2 `ApplyDiff` syncs nothing (a power loss can leave a
+    /// registered layer with empty files), and containerd syncs only with the CRI option
+    /// `ImagePullWithSyncFs` (one `syncfs` per applied layer, off by default). Here one `syncfs` covers a
+    /// whole batch, and the unpacker starts the writeback of large files and of the blob while it still
+    /// decompresses (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so the `syncfs` mostly waits for writes
+    /// already under way: measured on the bench image (7,000 files, 550 MB written) it is a few ms of a
+    /// pull's time, not worth trading the guarantee for. Per-file `fsync` would cost one disk flush per file.
     /// A layer that appeared meanwhile (same chain id) is kept and the staged copy discarded. Returns the
     /// layers' metadata and pins that keep them from gc until dropped.
     pub fn commit_layers<'a>(
