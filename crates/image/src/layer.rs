@@ -11,8 +11,8 @@ use crate::digest::{HashReader, TeeReader};
 #[cfg(test)]
 use crate::layer_fs::cpath;
 use crate::layer_fs::{
-    create_file, create_replacing, fchown, fset_mtime, fset_xattr, invalid, lchown, mknod,
-    owned_by_creator, remove_existing, set_mtime, set_xattr, start_writeback, umask_keeps,
+    create_file, create_replacing, fchown, fset_mtime, fset_xattr, inherits, invalid, lchown,
+    mknod, owned_by_creator, remove_existing, set_mtime, set_xattr, start_writeback, umask_keeps,
     DirCache, ParentError,
 };
 use std::ffi::OsStr;
@@ -264,7 +264,7 @@ fn extract<R: Read>(
             let mtime = hdr.mtime().unwrap_or(0);
             // A new inode in a directory that is not setgid belongs to this process's ids and has the mode
             // it was created with less the umask: chown/chmod are needed only when those differ.
-            let fresh_ok = !cache.setgid(&parent_rel);
+            let fresh_ok = !cache.inherits(&parent_rel);
             let chown_needed = !(fresh_ok && owned_by_creator(uid, gid));
             let chmod_needed = !(fresh_ok && umask_keeps(mode));
             match kind {
@@ -294,7 +294,12 @@ fn extract<R: Read>(
                     for (k, v) in &xattrs {
                         set_xattr(&target, k, v)?;
                     }
-                    cache.insert(&rel, mode);
+                    // A fresh directory in an inheriting one may have inherited a default ACL.
+                    // An existing one keeps what it had (xattrs are only ever added).
+                    let inh = !fresh_ok
+                        || (!fresh && cache.inherits(&rel))
+                        || inherits(mode, xattrs.iter().map(|(k, _)| k.as_str()));
+                    cache.insert(&rel, inh);
                     dirs.push(DirMeta {
                         path: target.clone(),
                         mtime,

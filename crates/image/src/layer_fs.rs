@@ -26,19 +26,35 @@ pub(crate) enum ParentError {
 }
 
 /// Directories known to be real directories in the layer being unpacked, relative to its root, with whether
-/// each is setgid (a new inode inside then takes the directory's group, so a `chown` cannot be skipped).
+/// a new inode inside may not get the plain owner and mode: the directory is setgid (the inode takes its
+/// group) or may have a default ACL (the ACL, not the umask, sets the mode). Then nothing is skipped.
 pub(crate) struct DirCache {
     root: PathBuf,
-    root_setgid: bool,
+    root_inherits: bool,
     known: HashMap<PathBuf, bool>,
+}
+
+/// Whether a directory with `mode` and extended attributes named `xattrs` passes anything on to new inodes.
+pub(crate) fn inherits<'a>(mode: u32, mut xattrs: impl Iterator<Item = &'a str>) -> bool {
+    mode & libc::S_ISGID != 0 || xattrs.any(|n| n.starts_with("system.posix_acl_default"))
 }
 
 impl DirCache {
     pub(crate) fn new(root: &Path) -> io::Result<Self> {
         let m = fs::symlink_metadata(root)?;
+        let c = cpath(root)?;
+        // SAFETY: `c` is NUL-terminated; a NULL buffer of size 0 only asks for the value's size.
+        let acl = unsafe {
+            libc::lgetxattr(
+                c.as_ptr(),
+                c"system.posix_acl_default".as_ptr(),
+                std::ptr::null_mut(),
+                0,
+            )
+        } >= 0;
         Ok(DirCache {
             root: root.to_path_buf(),
-            root_setgid: m.mode() & libc::S_ISGID != 0,
+            root_inherits: acl || inherits(m.mode(), std::iter::empty()),
             known: HashMap::new(),
         })
     }
@@ -48,19 +64,18 @@ impl DirCache {
         rel.as_os_str().is_empty() || self.known.contains_key(rel)
     }
 
-    /// Whether new inodes in the directory `rel` take its group (setgid); `true` when unknown, which only
-    /// costs a `chown`.
-    pub(crate) fn setgid(&self, rel: &Path) -> bool {
+    /// Whether new inodes in the directory `rel` may not get the plain owner and mode (see [`DirCache`]);
+    /// `true` when unknown, which only costs a `chown` and a `chmod`.
+    pub(crate) fn inherits(&self, rel: &Path) -> bool {
         if rel.as_os_str().is_empty() {
-            return self.root_setgid;
+            return self.root_inherits;
         }
         self.known.get(rel).copied().unwrap_or(true)
     }
 
-    /// Records that `rel` is now a real directory with `mode`.
-    pub(crate) fn insert(&mut self, rel: &Path, mode: u32) {
-        self.known
-            .insert(rel.to_path_buf(), mode & libc::S_ISGID != 0);
+    /// Records that `rel` is now a real directory, passing something on to new inodes or not.
+    pub(crate) fn insert(&mut self, rel: &Path, inherits: bool) {
+        self.known.insert(rel.to_path_buf(), inherits);
     }
 
     /// Called before an entry replaces whatever is at `rel`: when that is a cached directory it is about to
@@ -80,7 +95,7 @@ impl DirCache {
         }
         let mut cur = PathBuf::new();
         for c in rel.components() {
-            let parent_setgid = self.setgid(&cur);
+            let parent_inherits = self.inherits(&cur);
             cur.push(c);
             if self.known.contains_key(&cur) {
                 continue;
@@ -90,19 +105,22 @@ impl DirCache {
                 Ok(m) if m.file_type().is_symlink() => {
                     return Err(ParentError::Unsafe("a parent component is a symlink"))
                 }
-                Ok(m) if m.is_dir() => self.insert(&cur, m.mode()),
+                // Made by an earlier entry whose xattrs are not known here: assume the worst.
+                Ok(m) if m.is_dir() => self.insert(&cur, true),
                 Ok(_) => return Err(ParentError::Unsafe("a parent component is not a directory")),
                 Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
                     fs::DirBuilder::new()
                         .mode(0o755)
                         .create(&abs)
                         .map_err(ParentError::Io)?;
-                    // A setgid parent passes its setgid bit on; the umask may have cleared bits.
-                    if parent_setgid || !umask_keeps(0o755) {
+                    // A setgid parent passes its setgid bit on, a default ACL its own; the umask may
+                    // have cleared bits.
+                    if parent_inherits || !umask_keeps(0o755) {
                         fs::set_permissions(&abs, fs::Permissions::from_mode(0o755))
                             .map_err(ParentError::Io)?;
                     }
-                    self.insert(&cur, 0o755);
+                    // A default ACL is inherited as the new directory's default ACL too.
+                    self.insert(&cur, parent_inherits);
                 }
                 Err(e) => return Err(ParentError::Io(e)),
             }

@@ -302,3 +302,49 @@ fn later_entries_replace_earlier_ones() {
         .file_type()
         .is_symlink());
 }
+
+#[test]
+fn setgid_dir_does_not_pass_its_group_on() {
+    // The unpacker skips chown/chmod when a new inode already has the entry's owner and mode; inside a
+    // setgid directory it has not (the kernel gives it the directory's group, and a subdirectory the
+    // setgid bit), so nothing may be skipped there.
+    if !is_root() {
+        eprintln!("SKIPPED: needs root for chown");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let tar = build(|b| {
+        let mut h = tar::Header::new_ustar();
+        h.set_path("s/").unwrap();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o2775);
+        h.set_uid(0);
+        h.set_gid(42);
+        h.set_mtime(1_600_000_000);
+        h.set_cksum();
+        b.append(&h, &b""[..]).unwrap();
+        raw(b, "s/f", tar::EntryType::Regular, None, b"x");
+        raw(b, "s/d/", tar::EntryType::Directory, None, b"");
+        raw(b, "s/l", tar::EntryType::Symlink, Some("f"), b"");
+        raw(b, "s/implicit/g", tar::EntryType::Regular, None, b"y");
+    });
+    let dest = t.path().join("diff");
+    unpack_bytes(&tar, &dest, UnpackOptions::default()).unwrap();
+    let s = fs::metadata(dest.join("s")).unwrap();
+    assert_eq!((s.gid(), s.mode() & 0o7777), (42, 0o2775));
+    let f = fs::metadata(dest.join("s/f")).unwrap();
+    assert_eq!((f.uid(), f.gid(), f.mode() & 0o7777), (0, 0, 0o644));
+    let d = fs::metadata(dest.join("s/d")).unwrap();
+    assert_eq!((d.gid(), d.mode() & 0o7777), (0, 0o755));
+    let l = fs::symlink_metadata(dest.join("s/l")).unwrap();
+    assert_eq!(l.gid(), 0);
+    let i = fs::metadata(dest.join("s/implicit")).unwrap();
+    assert_eq!(
+        i.mode() & 0o7777,
+        0o755,
+        "implicit parent: 0755 without the setgid bit"
+    );
+    let g = fs::metadata(dest.join("s/implicit/g")).unwrap();
+    assert_eq!((g.gid(), g.mode() & 0o7777), (0, 0o644));
+}
