@@ -15,6 +15,7 @@ use crate::layer_fs::{
     mknod, owned_by_creator, remove_existing, set_mtime, set_xattr, start_writeback, umask_keeps,
     DirCache, ParentError,
 };
+use crate::pipe::{self, PumpError};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -136,26 +137,29 @@ fn unpack_inner(
 ) -> Result<Unpacked, LayerError> {
     let mut raw = HashReader::new(TeeReader::new(input, blob));
     let (compression, diff_id, size) = {
-        let (compression, dec) = decompress(BufReader::with_capacity(128 * 1024, &mut raw))?;
-        let mut tarstream = HashReader::new(dec);
-        let size = {
-            let mut ar = tar::Archive::new(&mut tarstream);
-            extract(&mut ar, dest, opts)?
-        };
-        // Hash what follows the end-of-archive marker too: the diff-id covers the whole stream. Bounded,
-        // because trailing garbage is as good a bomb as file data.
-        let trailing = io::copy(
-            &mut (&mut tarstream).take(opts.max_size + 1),
-            &mut io::sink(),
-        )?;
-        if trailing > opts.max_size {
-            return Err(LayerError::TooLarge {
-                path: "<trailing data>".into(),
-                limit: opts.max_size,
-            });
+        let (compression, mut dec) = decompress(BufReader::with_capacity(256 * 1024, &mut raw))?;
+        // Two stages on two threads: this one hashes and keeps the compressed stream and decompresses it;
+        // the other hashes the tar and writes the files.
+        let (tx, rx) = pipe::pipe();
+        let (pumped, untarred) = std::thread::scope(|s| {
+            let h = s.spawn(move || untar(rx, dest, opts));
+            let pumped = pipe::pump(&mut dec, &tx);
+            drop(tx); // End of stream for the unpacking thread.
+            let untarred = h
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the unpacking thread panicked").into()));
+            (pumped, untarred)
+        });
+        match (pumped, untarred) {
+            // The input or its decompression failed: the root cause, whatever the unpacker made of it.
+            (Err(PumpError::Read(e)), _) => return Err(e.into()),
+            (_, Err(e)) => return Err(e),
+            (Ok(_), Ok((size, diff_id))) => (compression, diff_id, size),
+            // The unpacker only succeeds after reading to the end of the stream, which the pump ends.
+            (Err(PumpError::Closed), Ok(_)) => {
+                return Err(io::Error::other("layer: unpacking stopped early").into())
+            }
         }
-        let (diff_id, _, _) = tarstream.finish();
-        (compression, diff_id, size)
     };
     raw.drain()?;
     let (digest, compressed_size, _) = raw.finish();
@@ -166,6 +170,34 @@ fn unpack_inner(
         size,
         compression,
     })
+}
+
+/// The unpacking stage: extracts the tar arriving on `rx` into `dest`; returns the unpacked size and the
+/// diff-id.
+fn untar(
+    rx: pipe::ChunkReader,
+    dest: &Path,
+    opts: UnpackOptions,
+) -> Result<(u64, String), LayerError> {
+    let mut tarstream = HashReader::new(rx);
+    let size = {
+        let mut ar = tar::Archive::new(&mut tarstream);
+        extract(&mut ar, dest, opts)?
+    };
+    // Hash what follows the end-of-archive marker too: the diff-id covers the whole stream. Bounded,
+    // because trailing garbage is as good a bomb as file data.
+    let trailing = io::copy(
+        &mut (&mut tarstream).take(opts.max_size + 1),
+        &mut io::sink(),
+    )?;
+    if trailing > opts.max_size {
+        return Err(LayerError::TooLarge {
+            path: "<trailing data>".into(),
+            limit: opts.max_size,
+        });
+    }
+    let (diff_id, _, _) = tarstream.finish();
+    Ok((size, diff_id))
 }
 
 /// A directory's metadata, applied after its children so their creation does not bump its mtime.

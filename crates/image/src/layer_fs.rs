@@ -148,9 +148,10 @@ pub(crate) fn umask_keeps(mode: u32) -> bool {
 
 /// Whether an inode this process creates in a directory that is not setgid is already owned by `uid:gid`.
 pub(crate) fn owned_by_creator(uid: u64, gid: u64) -> bool {
+    static IDS: OnceLock<(u32, u32)> = OnceLock::new();
     // SAFETY: geteuid/getegid have no preconditions. (The fs ids equal these unless setfsuid was used,
-    // which berth never does.)
-    let (eu, eg) = unsafe { (libc::geteuid(), libc::getegid()) };
+    // which berth never does; nor does it change its ids while running.)
+    let (eu, eg) = *IDS.get_or_init(|| unsafe { (libc::geteuid(), libc::getegid()) });
     uid == u64::from(eu) && gid == u64::from(eg)
 }
 

@@ -22,6 +22,7 @@ pub mod layer;
 mod layer_fs;
 pub mod manifest;
 pub mod pack;
+mod pipe;
 pub mod progress;
 pub mod reference;
 pub mod registry;

@@ -49,75 +49,18 @@ impl<R: Read> Read for ProgressReader<'_, R> {
     }
 }
 
-/// Size of the chunks the download thread hands to the unpacking thread.
-const CHUNK: usize = 1 << 20;
-/// Chunks in flight between them: bounds the memory a layer's download can run ahead by.
-const CHUNKS_AHEAD: usize = 8;
-
-/// The unpacking side of a layer download that runs on its own thread (see [`download_thread`]).
-struct ChunkReader {
-    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
-            match self.rx.recv() {
-                Ok(Ok(c)) => {
-                    self.cur = c;
-                    self.pos = 0;
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0), // The sender finished: end of the body.
-            }
-        }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// Reads a blob's body on a thread of its own, in 1 MiB chunks, while the caller's thread verifies,
-/// decompresses and unpacks: the two overlap on 2+ cores, and the HTTP client's 8 KiB socket reads are
-/// gathered into large chunks, so the decoder and the file writes downstream work on large buffers (an
-/// 8 KiB read fed straight in made every inflate call, and every file write, small).
+/// Reads a blob's body on a thread of its own while the caller's thread verifies, decompresses and unpacks:
+/// they overlap on 2+ cores, and the HTTP client's 8 KiB socket reads are gathered into 1 MiB chunks, so
+/// the decoder and the file writes downstream work on large buffers (an 8 KiB read fed straight in made
+/// every inflate call, and every file write, small).
 fn download_thread<'s, R: Read + Send + 's>(
     s: &'s std::thread::Scope<'s, '_>,
     mut body: R,
-) -> ChunkReader {
-    let (tx, rx) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
-    s.spawn(move || loop {
-        let mut chunk = vec![0u8; CHUNK];
-        let mut n = 0;
-        while n < CHUNK {
-            match body.read(&mut chunk[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            }
-        }
-        if n == 0 {
-            return; // End of the body: dropping the sender ends the reader's stream.
-        }
-        chunk.truncate(n);
-        let last = n < CHUNK;
-        // A closed channel means the unpacking side gave up; its error is reported there.
-        if tx.send(Ok(chunk)).is_err() || last {
-            return;
-        }
-    });
-    ChunkReader {
-        rx,
-        cur: Vec::new(),
-        pos: 0,
-    }
+) -> crate::pipe::ChunkReader {
+    let (tx, rx) = crate::pipe::pipe();
+    // Errors travel down the pipe; a closed pipe means the unpacking side gave up with its own error.
+    s.spawn(move || crate::pipe::pump(&mut body, &tx).ok());
+    rx
 }
 
 /// Staged layers waiting for their turn to be committed.
