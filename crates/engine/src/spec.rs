@@ -262,9 +262,8 @@ pub fn build(input: &SpecInput<'_>, config: &Value, hc: &Value) -> Result<Value,
     if seccomp {
         let bounding = berth_runtime::security::capabilities::parse_all(&caps)
             .map_err(|e| SpecError::Invalid(format!("capabilities: {e}")))?;
-        let profile = berth_runtime::security::defaults::docker_default_seccomp_for(&bounding);
         linux["seccomp"] =
-            serde_json::to_value(&profile).map_err(|e| SpecError::Invalid(e.to_string()))?;
+            berth_runtime::security::defaults::docker_default_seccomp_value_for(&bounding);
     }
     if !privileged {
         linux["maskedPaths"] = json!(berth_runtime::security::defaults::docker_masked_paths());

@@ -217,14 +217,48 @@ pub fn dir_size(dir: &Path) -> u64 {
     total
 }
 
-/// Whether `path` is listed as a mount point in /proc/self/mountinfo.
+/// Whether `path` is a mount point: the root of a mount (`STATX_ATTR_MOUNT_ROOT`), or, on kernels older than
+/// 5.8 that do not report that attribute, listed as one in /proc/self/mountinfo.
 pub fn is_mount_point(path: &Path) -> bool {
+    // One statx instead of having the kernel print the whole mount table (which grows with every running
+    // container) and scanning it: this is asked at every container start, stop and removal.
+    if let Some(root) = statx_mount_root(path) {
+        return root;
+    }
     let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };
     let want = path.display().to_string();
     info.lines()
         .any(|l| l.split(' ').nth(4).map(unescape_mountinfo).as_deref() == Some(want.as_str()))
+}
+
+/// Whether `path` is the root of a mount, from `statx`'s `STATX_ATTR_MOUNT_ROOT`; `None` when the kernel does
+/// not report that attribute (before 5.8) or the path cannot be examined for another reason than not existing.
+fn statx_mount_root(path: &Path) -> Option<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: `c` is NUL-terminated and `st` is a writable statx buffer; both outlive the call.
+    let rc = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT,
+            libc::STATX_TYPE,
+            st.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return match io::Error::last_os_error().raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ENOTDIR) => Some(false),
+            _ => None,
+        };
+    }
+    // SAFETY: statx succeeded, so it filled the buffer (which started zeroed anyway).
+    let st = unsafe { st.assume_init() };
+    let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    (st.stx_attributes_mask & bit != 0).then_some(st.stx_attributes & bit != 0)
 }
 
 /// mountinfo escapes space, tab, newline and backslash as octal.
@@ -252,6 +286,24 @@ mod tests {
 
     fn running_as_root() -> bool {
         nix::unistd::geteuid().is_root()
+    }
+
+    #[test]
+    fn mount_points_from_statx_match_mountinfo() {
+        let tmp = tempfile::tempdir().unwrap();
+        let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let listed = |p: &str| {
+            info.lines()
+                .any(|l| l.split(' ').nth(4).map(unescape_mountinfo).as_deref() == Some(p))
+        };
+        for p in ["/", "/proc", "/sys"] {
+            assert_eq!(is_mount_point(Path::new(p)), listed(p), "{p}");
+        }
+        assert!(listed("/proc"), "/proc is mounted where tests run");
+        assert!(is_mount_point(Path::new("/proc")));
+        assert!(!is_mount_point(tmp.path()));
+        assert!(!is_mount_point(&tmp.path().join("missing")));
+        assert!(!is_mount_point(&tmp.path().join("missing/deeper")));
     }
 
     #[test]

@@ -300,6 +300,31 @@ pub fn docker_default_seccomp_for(bounding: &Capabilities) -> LinuxSeccomp {
         .expect("embedded docker seccomp profile is valid")
 }
 
+/// [`docker_default_seccomp_for`] as the JSON of `linux.seccomp`, memoized per bounding set: the engine builds a
+/// spec at every create and start, and parsing the 20 KB embedded profile, filtering it and serializing the
+/// result again cost more than all the rest of the spec. The profile depends only on the bounding set, the
+/// architecture and the kernel version, and the latter two do not change while the process runs.
+pub fn docker_default_seccomp_value_for(bounding: &Capabilities) -> serde_json::Value {
+    use std::sync::Mutex;
+    // Few distinct bounding sets occur (docker's default, a few --cap-add variants): a short list suffices.
+    static CACHE: Mutex<Vec<(u64, serde_json::Value)>> = Mutex::new(Vec::new());
+    const MAX_ENTRIES: usize = 32;
+    // 63: every capability number fits in the mask, known to this kernel or not, so distinct sets never share
+    // an entry (an unknown capability still filters rules by name).
+    let key = capabilities::mask(Some(bounding), 63);
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, v)) = cache.iter().find(|(k, _)| *k == key) {
+        return v.clone();
+    }
+    let v = serde_json::to_value(docker_default_seccomp_for(bounding))
+        .expect("a LinuxSeccomp always serializes");
+    if cache.len() >= MAX_ENTRIES {
+        cache.remove(0);
+    }
+    cache.push((key, v.clone()));
+    v
+}
+
 /// A docker seccomp profile (moby's format: `archMap`, `includes`/`excludes`) as JSON.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
