@@ -175,6 +175,26 @@ fn default_seccomp_is_filtered_by_capabilities_and_arch() {
 }
 
 #[test]
+fn memoized_seccomp_json_is_per_bounding_set() {
+    let default = capabilities::parse_all(&docker_default_capabilities()).unwrap();
+    let mut admin = default.clone();
+    admin.insert(oci_spec::runtime::Capability::SysAdmin);
+    for _ in 0..2 {
+        // Twice: the second round comes from the memo and must still be each set's own profile.
+        for caps in [&default, &admin] {
+            assert_eq!(
+                docker_default_seccomp_value_for(caps),
+                serde_json::to_value(docker_default_seccomp_for(caps)).unwrap()
+            );
+        }
+    }
+    assert_ne!(
+        docker_default_seccomp_value_for(&default),
+        docker_default_seccomp_value_for(&admin)
+    );
+}
+
+#[test]
 fn tweaks_capabilities_like_moby() {
     let none: [&str; 0] = [];
     assert_eq!(
