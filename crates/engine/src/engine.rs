@@ -109,6 +109,8 @@ pub struct Engine {
     /// The image store.
     pub images: Images,
     containers: Mutex<HashMap<String, Container>>,
+    /// Names (→ id) of containers whose files `create` is writing, outside the table lock (taken after it).
+    creating: Mutex<HashMap<String, String>>,
     /// Last exit (code, error) of removed containers, so a `wait?condition=removed` that only sees the removal
     /// still reports the exit code.
     tombstones: Mutex<HashMap<String, (i32, Option<String>)>>,
@@ -151,6 +153,7 @@ impl Engine {
             cfg,
             images,
             containers: Mutex::new(HashMap::new()),
+            creating: Mutex::new(HashMap::new()),
             tombstones: Mutex::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
             events: Default::default(),
@@ -199,7 +202,8 @@ impl Engine {
     }
 
     /// [`Engine::update`]; `persist: false` keeps a transition that recovery re-derives in memory only (see
-    /// record.rs: how durable each write is). hostconfig.json is written only when the HostConfig changed.
+    /// record.rs: how durable each write is). hostconfig.json is written only when the HostConfig changed, and
+    /// nothing at all (no write, no wake-up) when `f` changed nothing.
     fn update_as(
         &self,
         id: &str,
@@ -211,10 +215,13 @@ impl Engine {
             let c = t
                 .get_mut(id)
                 .ok_or_else(|| EngineError::NoSuchContainer(id.to_string()))?;
-            let hc = c.host_config.clone();
+            let before = c.clone();
             f(c);
+            if *c == before {
+                return Ok(before);
+            }
             let c = c.clone();
-            if c.host_config != hc {
+            if c.host_config != before.host_config {
                 c.save(&self.cfg.data_root, false).map_err(internal)?;
             } else if persist {
                 c.save_state(&self.cfg.data_root).map_err(internal)?;
@@ -401,15 +408,23 @@ impl Engine {
         volumes::merge_image_volumes(&mut config, &ic);
         let (mount_points, needed_volumes) = self.plan_mounts(&config, &hc, &ic)?;
         let dir = Container::dir(&self.cfg.data_root, &id);
-        let mut t = self.table();
+        // The name is reserved under the table lock, the files are written without it: they cost inode
+        // creations and fsyncs that would stall every other request (and every parallel `run`) meanwhile.
+        let t = self.table();
+        let mut creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+        let taken = |n: &str| {
+            t.values()
+                .find(|c| c.short_name() == n)
+                .map(|c| c.id.clone())
+                .or_else(|| creating.get(n).cloned())
+        };
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
                 let n =
                     names::validate(n).map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
-                if let Some(other) = t.values().find(|c| c.short_name() == n) {
+                if let Some(other) = taken(&n) {
                     return Err(EngineError::Conflict(format!(
-                        "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
-                        other.id
+                        "Conflict. The container name \"/{n}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
                     )));
                 }
                 n
@@ -418,18 +433,41 @@ impl Engine {
                 let mut retry = 0;
                 loop {
                     let n = names::random_name(retry);
-                    if !t.values().any(|c| c.short_name() == n) {
+                    if taken(&n).is_none() {
                         break n;
                     }
                     retry += 1;
                 }
             }
         };
-        let layer =
-            berth_storage::RwLayer::new(&self.cfg.data_root, &id, self.images.layer_dirs(&img)?)
-                .map_err(internal)?;
-        fs::create_dir_all(&dir).map_err(internal)?;
-        layer.create().map_err(internal)?;
+        creating.insert(name.clone(), id.clone());
+        drop(creating);
+        drop(t);
+        let unreserve = || {
+            let mut creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+            creating.remove(&name);
+        };
+        let layer = match self
+            .images
+            .layer_dirs(&img)
+            .map_err(EngineError::from)
+            .and_then(|l| berth_storage::RwLayer::new(&self.cfg.data_root, &id, l).map_err(internal))
+        {
+            Ok(l) => l,
+            Err(e) => {
+                unreserve();
+                return Err(e);
+            }
+        };
+        if let Err(e) = fs::create_dir_all(&dir)
+            .map_err(internal)
+            .and_then(|()| layer.create().map_err(internal))
+        {
+            unreserve();
+            let _ = layer.remove();
+            let _ = fs::remove_dir_all(&dir);
+            return Err(e);
+        }
         let c = Container {
             id: id.clone(),
             created: now_rfc3339(),
@@ -455,13 +493,17 @@ impl Engine {
             host_config: hc,
         };
         if let Err(e) = c.save(&self.cfg.data_root, true) {
+            unreserve();
             let _ = layer.remove();
             let _ = fs::remove_dir_all(&dir);
             return Err(internal(e));
         }
         self.container_event(&c, "create", json!({}));
-        t.insert(id.clone(), c);
-        drop(t);
+        {
+            let mut t = self.table();
+            t.insert(id.clone(), c);
+            unreserve();
+        }
         self.notify();
         // After the insert: from now on the volumes count as in use, so a prune cannot take them.
         if let Err(e) = self.create_needed_volumes(needed_volumes) {
@@ -733,14 +775,17 @@ impl Engine {
         let n =
             names::validate(new_name).map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
         let c = self.get(key)?;
-        if let Some(other) = self
-            .table()
-            .values()
-            .find(|o| o.short_name() == n && o.id != c.id)
-        {
+        let other = {
+            let t = self.table();
+            let creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+            t.values()
+                .find(|o| o.short_name() == n && o.id != c.id)
+                .map(|o| o.id.clone())
+                .or_else(|| creating.get(&n).cloned())
+        };
+        if let Some(other) = other {
             return Err(EngineError::Conflict(format!(
-                "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
-                other.id
+                "Conflict. The container name \"/{n}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
             )));
         }
         let c2 = self.update(&c.id, |c| c.name = format!("/{n}"))?;

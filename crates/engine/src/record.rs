@@ -149,7 +149,7 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, RecordE
 }
 
 /// A container's state, docker's `State` object.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct State {
     /// created, running, paused, restarting, removing, exited or dead.
@@ -200,7 +200,7 @@ impl Default for State {
 }
 
 /// One container: what `config.v2.json` holds (docker's field names, plus berth's bookkeeping).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Container {
     /// 64-hex id.
