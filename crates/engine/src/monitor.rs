@@ -14,8 +14,10 @@
 //!    `berth monitor --data-root D --exec-root E --id ID --runtime R --sync-fd 3 [--shim-fd N]` in its own
 //!    session with stdio on /dev/null ([`spawn::command`] runs it from a sealed view, [`spawn::pass_shim`] adds
 //!    the shim fd), and watches the monitor's pid with a pidfd.
-//! 2. Once the container runs (or failed to), the monitor writes `pid`/`started_at` to `monitor.json`, then `ok\n`
-//!    or `error: MSG\n` to the sync fd and closes it.
+//! 2. Once the container runs (or failed to), the monitor writes `ok PID STARTED_AT\n` (older monitors: `ok\n`,
+//!    and then `pid`/`started_at` are in `monitor.json`) or `error: MSG\n` to the sync fd and closes it. It
+//!    writes `pid`/`started_at` to `monitor.json` once the container has run for a moment (a container that is
+//!    over before that gets only the exit record, which has them too).
 //! 3. The exit is recorded in `monitor.json` (see [`MonitorStatus`]) before the process exits, so berthd only
 //!    needs to notice its death. The pid never changes, so a restarted berthd re-adopts it by pid (its command
 //!    line always has `monitor` and the id).
@@ -521,9 +523,10 @@ fn run(o: &Opts, sync: &mut Option<File>) -> Result<(), MonitorError> {
         started_at: now_rfc3339(),
         ..Default::default()
     };
-    write_status(o, &started)?;
+    // berthd learns the pid and start time through the pipe; monitor.json gets them below, once the
+    // container outlived its first moments (a container that is over by then gets one write, with its exit).
     if let Some(mut s) = sync.take() {
-        let _ = s.write_all(b"ok\n");
+        let _ = writeln!(s, "ok {pid} {}", started.started_at);
     }
 
     // The steady state in the small berth-shim; `hand_over` returns only when that is not possible, and then
@@ -551,6 +554,13 @@ fn run(o: &Opts, sync: &mut Option<File>) -> Result<(), MonitorError> {
             }
         }
         let _ = writer.flush_partial();
+    }
+    if exited.is_none() {
+        // From here on a berthd that restarts finds the run in monitor.json (it re-adopts a live monitor by it),
+        // and the shim takes the pid and start time from it.
+        if let Err(e) = write_status(o, &started) {
+            diag(o, &e);
+        }
     }
     if let (Some(shim_fd), None) = (o.shim_fd, exited) {
         let h = shim::Handover {

@@ -21,8 +21,8 @@
 //!   first, at its next start (the record on disk still has the monitor's pid, so recovery finds the monitor
 //!   gone, reads its exit from `monitor.json` and removes the container). The record on disk always has the
 //!   monitor's pid while a monitor may run, which is what recovery needs to re-adopt it. "running" is
-//!   written (without an fsync for `--rm`): after a power loss it is what tells an exited container from one
-//!   that never started.
+//!   written for other containers (after a power loss it is what tells an exited container from one that
+//!   never started); a `--rm` container is removed once its monitor is gone, whatever its state says.
 //! - Files re-made at every start or written for one run only (the OCI bundle's `config.json`, the network
 //!   plan, `monitor.json`) are [`Durability::None`]: after a power loss the run they describe is over.
 

@@ -165,12 +165,23 @@ impl Engine {
         })
         .await
         .map_err(internal)?;
-        if reply.trim() == "ok" {
-            let st: MonitorStatus =
-                read_json(&MonitorStatus::path(&self.cfg.data_root, &c.id)).unwrap_or_default();
+        let reply = reply.trim();
+        if reply == "ok" || reply.starts_with("ok ") {
+            // `ok PID STARTED_AT` (an older monitor: just `ok`, the rest in monitor.json).
+            let st = match reply.strip_prefix("ok ").and_then(|r| r.split_once(' ')) {
+                Some((pid, at)) => MonitorStatus {
+                    pid: pid.parse().unwrap_or(0),
+                    started_at: at.to_string(),
+                    ..Default::default()
+                },
+                None => read_json(&MonitorStatus::path(&self.cfg.data_root, &c.id))
+                    .unwrap_or_default(),
+            };
             // The monitor may already have finished (a very short-lived container, maybe even auto-removed):
             // the exit watcher recorded that, so only mark running when the monitor is still there.
-            let res = self.update(&c.id, |c| {
+            // A --rm container's "running" stays in memory: whatever berthd finds after a crash, it removes
+            // a --rm container whose monitor is gone (on_monitor_exit).
+            let res = self.update_as(&c.id, !c.auto_remove(), |c| {
                 if st.exit_code.is_none() && c.monitor_pid == monitor_pid {
                     c.state.restarting = false;
                     c.state.running = true;
