@@ -451,8 +451,9 @@ impl Engine {
             .images
             .layer_dirs(&img)
             .map_err(EngineError::from)
-            .and_then(|l| berth_storage::RwLayer::new(&self.cfg.data_root, &id, l).map_err(internal))
-        {
+            .and_then(|l| {
+                berth_storage::RwLayer::new(&self.cfg.data_root, &id, l).map_err(internal)
+            }) {
             Ok(l) => l,
             Err(e) => {
                 unreserve();

@@ -174,8 +174,9 @@ impl Engine {
                     started_at: at.to_string(),
                     ..Default::default()
                 },
-                None => read_json(&MonitorStatus::path(&self.cfg.data_root, &c.id))
-                    .unwrap_or_default(),
+                None => {
+                    read_json(&MonitorStatus::path(&self.cfg.data_root, &c.id)).unwrap_or_default()
+                }
             };
             // The monitor may already have finished (a very short-lived container, maybe even auto-removed):
             // the exit watcher recorded that, so only mark running when the monitor is still there.
