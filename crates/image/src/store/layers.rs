@@ -243,9 +243,10 @@ impl Store {
     /// `ImagePullWithSyncFs` (one `syncfs` per applied layer, off by default). Here one `syncfs` covers a
     /// whole batch, and the unpacker starts the writeback of large files and of the blob while it still
     /// decompresses (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so the `syncfs` mostly waits for writes
-    /// already under way: measured on the bench image (7,000 files, 550 MB written, 4 batches) the
-    /// `syncfs` calls took 80 ms of a multi-second pull in all, not worth trading the guarantee for.
-    /// Per-file `fsync` would cost one disk flush per file.
+    /// already under way. Measured on the bench image (7,000 files, 550 MB written, 2–4 batches) the
+    /// `syncfs` calls took 0.06–0.6 s of a 2.5–6 s pull in all: `syncfs` also flushes whatever else is
+    /// dirty on the file system (other processes' writes), which is what varies. Per-file `fsync` would
+    /// cost one disk flush per file; keeping the guarantee is worth that much.
     /// A layer that appeared meanwhile (same chain id) is kept and the staged copy discarded. Returns the
     /// layers' metadata and pins that keep them from gc until dropped.
     pub fn commit_layers<'a>(
