@@ -119,6 +119,12 @@ async fn follow(
             }
         }
         if finished {
+            // End the stream first: closing an inotify instance waits for an RCU grace period (several ms),
+            // which would hold back the client's EOF (`run` returns on it) and block this worker thread.
+            drop(tx);
+            if let Some(w) = watch.take() {
+                tokio::task::spawn_blocking(move || drop(w));
+            }
             return;
         }
         if tx.is_closed() {
