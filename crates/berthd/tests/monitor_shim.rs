@@ -219,6 +219,25 @@ fn rm_container_that_exits_while_berthd_is_down_is_removed_at_start() {
         !mounts.lines().any(|l| l.contains(&id)),
         "mount of {id} left behind"
     );
+    // A --rm container's runtime state and cgroups go right after its removal (which `run` waits for).
+    d.ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
+    let runtime = d.exec.join("runtime");
+    let left = |rt: &std::path::Path| {
+        fs::read_dir(rt)
+            .map(|r| {
+                r.flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let mut tries = 0;
+    while left(&runtime) > 0 {
+        tries += 1;
+        assert!(tries < 500, "runtime state of a --rm container left behind");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
 }
 
 #[test]

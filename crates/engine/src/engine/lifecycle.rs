@@ -319,12 +319,22 @@ impl Engine {
     /// runtime CLI, or a monitor that never handed over) has done all this already; then it costs a few
     /// failed lookups. Done before the exit is published, so a start that follows cannot lose its new state.
     fn cleanup_run(&self, id: &str) {
+        self.delete_runtime(id);
+        self.release_run(id);
+    }
+
+    /// The builtin runtime's state and cgroup of a finished run (and any process left in it).
+    fn delete_runtime(&self, id: &str) {
         if self.cfg.runtime.split_whitespace().next() == Some("builtin") {
             match berth_runtime::delete(&self.cfg.exec_root.join("runtime"), id, true) {
                 Ok(()) | Err(berth_runtime::RuntimeError::NotFound(_)) => {}
                 Err(e) => log::warn!("container {id}: deleting its runtime state: {e}"),
             }
         }
+    }
+
+    /// The network endpoints and the rootfs mount of a finished run.
+    fn release_run(&self, id: &str) {
         if let Some(m) = self.networks() {
             let _ = m.detach_all(id);
         }
@@ -342,12 +352,22 @@ impl Engine {
         );
         // Only the current monitor's leftovers are ours to clean (a stale watcher must not touch a new run).
         let Ok(cur) = self.get(id) else {
+            // Removed while its monitor ran (`rm -f` during the start): nothing is left to record, but its
+            // runtime state and cgroups are still there, and no other container has its id.
+            self.delete_runtime(id);
             return;
         };
         if cur.monitor_pid != pid {
             return;
         }
-        self.cleanup_run(id);
+        // A --rm container never starts again (it cannot have a restart policy), so its runtime state and
+        // cgroups can go after the removal that `run --rm` waits for; the rootfs must be unmounted before.
+        let auto = cur.auto_remove();
+        if auto {
+            self.release_run(id);
+        } else {
+            self.cleanup_run(id);
+        }
         let st: MonitorStatus =
             read_json(&MonitorStatus::path(&self.cfg.data_root, id)).unwrap_or_default();
         let mut died = false;
@@ -390,6 +410,9 @@ impl Engine {
                 c.exits += 1;
             }
         }) else {
+            if auto {
+                self.delete_runtime(id);
+            }
             return;
         };
         if died {
@@ -403,6 +426,9 @@ impl Engine {
             self.schedule_restart(c.id.clone(), delay, generation);
         } else if c.host_config["AutoRemove"].as_bool().unwrap_or(false) && !c.state.running {
             self.auto_remove(c.id.clone());
+        }
+        if auto {
+            self.delete_runtime(id);
         }
     }
 
