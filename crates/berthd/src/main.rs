@@ -232,8 +232,35 @@ fn main() -> Result<()> {
     };
     // Taken before tokio starts: it edits the environment, which is only sound while single-threaded.
     let inherited = inherited_listener();
+    limit_malloc_arenas();
     let rt = tokio::runtime::Runtime::new().context("starting tokio")?;
     rt.block_on(run(args, cfg, sock_path, inherited))
+}
+
+/// glibc gives each thread that allocates its own arena (up to 8 per core) and keeps what is freed there.
+/// berthd's threads (tokio workers, blocking-pool threads that come and go) allocate little, so a few arenas
+/// serve them as well and keep the daemon's resident memory small and stable.
+fn limit_malloc_arenas() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets an allocator parameter; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Gives memory freed after a burst of requests (large JSON bodies, image lists, build contexts) back to the
+/// kernel: glibc keeps freed pages in its arenas otherwise, and a daemon at rest should not hold its peak.
+async fn trim_malloc_periodically() {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only returns free memory to the kernel; it is thread-safe (takes the arena locks).
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
 }
 
 async fn run(
@@ -246,6 +273,7 @@ async fn run(
         .with_context(|| format!("creating {}", cfg.exec_root.display()))?;
     let engine: Arc<Engine> =
         Engine::new(cfg).map_err(|e| anyhow::anyhow!("opening data root: {e}"))?;
+    tokio::spawn(trim_malloc_periodically());
     let (listener, owned_socket) = match inherited {
         Some(l) => {
             l.set_nonblocking(true)?;
