@@ -128,6 +128,31 @@ pub struct SpecInput<'a> {
     pub cgroup_v2: bool,
 }
 
+/// Builds a throwaway spec from `hc` alone (no rootfs, no generated files) to check the resource and
+/// security parts of a HostConfig when the client sends it (create, update), so bad input fails there rather
+/// than at the next start. Returns the spec, whose `linux.resources` update applies.
+pub fn validate_host_config(
+    id: &str,
+    args: &[String],
+    env: &[String],
+    hc: &Value,
+) -> Result<Value, SpecError> {
+    let fake = Path::new("/nonexistent");
+    build(
+        &SpecInput {
+            id,
+            rootfs: fake,
+            args,
+            env,
+            hostname: "x",
+            etc_files: [fake, fake, fake],
+            cgroup_v2: false,
+        },
+        &serde_json::json!({}),
+        hc,
+    )
+}
+
 /// Builds config.json.
 pub fn build(input: &SpecInput<'_>, config: &Value, hc: &Value) -> Result<Value, SpecError> {
     let privileged = hc["Privileged"].as_bool().unwrap_or(false);

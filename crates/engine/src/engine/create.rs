@@ -2,7 +2,6 @@
 //! volumes and writes its records (outside the table lock: the name is reserved while the files are written).
 
 use std::fs;
-use std::path::Path;
 
 use serde_json::{json, Value};
 
@@ -140,21 +139,8 @@ impl Engine {
         }
         restart::validate(&hc).map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
         // Validate the resource/security parts now, so bad input fails at create, not start.
-        let fake = Path::new("/nonexistent");
-        crate::spec::build(
-            &crate::spec::SpecInput {
-                id: &id,
-                rootfs: fake,
-                args: &argv,
-                env: &env,
-                hostname: "x",
-                etc_files: [fake, fake, fake],
-                cgroup_v2: false,
-            },
-            &json!({}),
-            &hc,
-        )
-        .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
+        crate::spec::validate_host_config(&id, &argv, &env, &hc)
+            .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
         volumes::merge_image_volumes(&mut config, &ic);
         let (mount_points, needed_volumes) = self.plan_mounts(&config, &hc, &ic)?;
         let dir = Container::dir(&self.cfg.data_root, &id);

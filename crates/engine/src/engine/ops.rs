@@ -145,21 +145,8 @@ impl Engine {
                 .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
         }
         // Validate the whole merged HostConfig the way create does, and take the cgroup part from it.
-        let fake = std::path::Path::new("/nonexistent");
-        let spec = crate::spec::build(
-            &crate::spec::SpecInput {
-                id: &c.id,
-                rootfs: fake,
-                args: &["sh".to_string()],
-                env: &[],
-                hostname: "x",
-                etc_files: [fake, fake, fake],
-                cgroup_v2: false,
-            },
-            &json!({}),
-            &hc,
-        )
-        .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
+        let spec = crate::spec::validate_host_config(&c.id, &["sh".to_string()], &[], &hc)
+            .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
         if c.state.running {
             let mut res = spec["linux"]["resources"].clone();
             if let Some(o) = res.as_object_mut() {
