@@ -525,7 +525,14 @@ fn kill_child_pull() {
         return;
     };
     let (root, name) = spec.split_once('|').unwrap();
-    let store = ImageStore::open(root).unwrap();
+    // One layer at a time: layer 0 is committed ("Pull complete") before layer 1's first bytes arrive, so the
+    // stall below always comes mid-layer after a complete one. With parallel downloads the later layers could
+    // finish downloading before the first commit, and the child would never stall.
+    let opts = berth_image::StoreOptions {
+        max_concurrent_downloads: 1,
+        ..Default::default()
+    };
+    let store = ImageStore::open_with(root, opts).unwrap();
     let done = std::sync::atomic::AtomicBool::new(false);
     let announced = std::sync::atomic::AtomicBool::new(false);
     let cb = |e: ProgressEvent| {
