@@ -194,7 +194,7 @@ fn cp_round_trips_and_stays_inside() {
         "--since",
         "10m",
         "--until",
-        "0s",
+        &until_next_second(),
         "--filter",
         "container=cpc",
         "--format",
@@ -410,7 +410,7 @@ fn stats_top_pause_update_events() {
         "--since",
         "10m",
         "--until",
-        "0s",
+        &until_next_second(),
         "--filter",
         "container=st",
         "--filter",
@@ -428,7 +428,7 @@ fn stats_top_pause_update_events() {
         "--since",
         "10m",
         "--until",
-        "0s",
+        &until_next_second(),
         "--filter",
         "event=pause",
         "--format",
@@ -440,7 +440,7 @@ fn stats_top_pause_update_events() {
         "--since",
         "10m",
         "--until",
-        "0s",
+        &until_next_second(),
         "--filter",
         "image=nonexistent",
         "--format",
@@ -458,6 +458,12 @@ fn stats_top_pause_update_events() {
     d.ok(&["rm", "-f", "st"]);
     let o = d.docker(&["top", "st"]);
     assert!(!o.status.success());
+}
+
+/// An absolute `--until` just past the current second. The docker CLI turns a relative `--until 0s` into whole
+/// unix seconds, which would cut off the events of the current second (those of the commands just run).
+fn until_next_second() -> String {
+    (chrono_now_secs() + 1).to_string()
 }
 
 fn chrono_now_secs() -> u64 {

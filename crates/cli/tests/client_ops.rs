@@ -98,7 +98,7 @@ fn top_pause_unpause() {
         "--since",
         "10m",
         "--until",
-        "0s",
+        &until_next_second(),
         "--filter",
         "container=topc",
         "--format",
@@ -113,7 +113,7 @@ fn top_pause_unpause() {
         "--since",
         "10m",
         "--until",
-        "0s",
+        &until_next_second(),
         "--filter",
         "event=pause",
     ]);
@@ -272,4 +272,14 @@ fn cp_round_trip() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("must be a directory"), "{}", stderr(&o));
     d.ok(&["rm", "-f", "cpc"]);
+}
+
+/// An absolute `--until` just past the current second: a relative `--until 0s` becomes whole unix seconds (as in
+/// docker), which would cut off the events of the current second (those of the commands just run).
+fn until_next_second() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    (now + 1).to_string()
 }

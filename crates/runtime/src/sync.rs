@@ -84,6 +84,7 @@ impl SyncSocket {
     pub(crate) fn recv(&self) -> Result<(Msg, Option<OwnedFd>), SyncError> {
         let mut buf = vec![0u8; 8192];
         let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let mut reset_seen = false;
         loop {
             let mut iov = [IoSliceMut::new(&mut buf)];
             let r = recvmsg::<()>(
@@ -94,6 +95,12 @@ impl SyncSocket {
             );
             let r = match r {
                 Err(nix::Error::EINTR) => continue,
+                // A peer that exits with our messages unread leaves ECONNRESET pending on this socket, reported
+                // (and cleared) before the messages it sent us, such as its error: read on to get them.
+                Err(nix::Error::ECONNRESET) if !reset_seen => {
+                    reset_seen = true;
+                    continue;
+                }
                 Err(nix::Error::ECONNRESET) => return Err(SyncError::Eof),
                 r => r?,
             };
@@ -125,5 +132,27 @@ impl SyncSocket {
             Msg::Error(e) => Err(crate::RuntimeError::Child(e)),
             m => Err(SyncError::Unexpected(format!("{m:?}")).into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The race behind "container init exited before it was ready": the child fails and exits while a message
+    /// from the parent sits unread in its queue. The parent must still get the child's error.
+    #[test]
+    fn error_of_a_peer_that_left_our_message_unread_is_received() {
+        let (parent, child) = pair().unwrap();
+        child
+            .send(&Msg::Error("refusing to mount proc".into()))
+            .unwrap();
+        parent.send(&Msg::CgroupJoined).unwrap();
+        drop(child);
+        match parent.recv() {
+            Ok((Msg::Error(m), _)) => assert_eq!(m, "refusing to mount proc"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parent.recv(), Err(SyncError::Eof)));
     }
 }
