@@ -2,8 +2,9 @@
 # Benchmarks pulling a multi-layer image of a few hundred MB from a local registry (Debian's docker-registry on
 # 127.0.0.1, plain HTTP), all in the same run:
 #   - `berth pull` through berthd, a fresh berthd data root for every run (download + verify + unpack to overlay2);
-#   - `docker pull` through dockerd (Debian's docker.io, --insecure-registry), `docker rmi` between runs;
+#   - `docker pull` through dockerd (Debian's docker.io, --insecure-registry), a fresh data root for every run;
 #   - `skopeo copy docker://... dir:` into a fresh dir (download + verify only, nothing unpacked).
+# Nothing is deleted until the end (see fresh_berthd below): ~1.1 GB of disk per run.
 # Prints mean and min of each and the ratios berth/docker and berth/skopeo. Goal: berth faster than both.
 # The image is a debootstrap'd bookworm minbase (cached in /var/cache/berth-bench) split into layers, plus generated
 # layers; without debootstrap, generated layers only. Built once and cached (bench/lib/image.sh).
@@ -69,39 +70,24 @@ stats() { # seconds... -> "mean min" (an empty line without figures)
   printf '%s\n' "$@" | awk '{ s += $1; if (NR == 1 || $1 < m) m = $1 } END { if (NR) printf "%.3f %.3f\n", s / NR, m }'
 }
 
-# Fresh state for each tool before each run: berthd restarted on an empty data root, an empty dir for skopeo,
-# `docker rmi` for dockerd. The previous round's state is removed at the end of that round (clean_round), then
-# `settle` waits until the deletions are older than the kernel's dirty-expire time before the next round:
-# ext4 without a journal (as here) skips inodes freed in the last 30 s when it allocates new ones
-# (recently_deleted() in find_inode_bit), so unpacking thousands of files right after deleting thousands
-# costs ~0.2 ms more per file (seen in `perf`), and the cleanup of a run would be billed to the next pull
-# of whichever tool comes next. Every tool starts on an equally settled file system.
-fresh_berthd() {
+# Fresh state for each tool before each run, without deleting anything until the end: berthd restarted on a
+# new data root, a new dir for skopeo, dockerd restarted on a new data root (not `docker rmi`). Why: ext4
+# without a journal (as on the bench VMs) will not reuse an inode freed in the last 60 s (300 s while its
+# inode-table block is dirty), and every inode allocation rescans the recently freed ones from the start of
+# its block group (recently_deleted() in find_inode_bit), so unpacking 7,000 files soon after deleting
+# thousands costs seconds of kernel time (seen in `perf`: find_get_block_common and recently_deleted at half
+# of the samples). Deleting one round's pulls would bill that to the unpackers of the next round (berth and
+# dockerd, not skopeo). Needs ~1.1 GB of disk per round under $T. Between tools the page cache is flushed
+# (`sync`, untimed), so no tool's run pays for the previous tool's writeback.
+fresh_berthd() { # round
   [ -n "${BERTHD_PID:-}" ] && bench_stop_daemon "$BERTHD_PID"
   BERTHD_PID=
-  clean_berthd
-  bench_start_berthd
+  BENCH_BERTH_ROOT=$T/berth-$1 bench_start_berthd
 }
-clean_berthd() {
-  awk -v t="$T/berth" '$5 == t || index($5, t "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-    while read -r m; do umount -R -l "$m"; done
-  rm -rf --one-file-system "$T/berth" "$T/berth-exec"
-}
-last_clean=0
-clean_round() { # after a round: remove what the three pulls made, then flush so the freed inodes age
-  [ -n "${BERTHD_PID:-}" ] && bench_stop_daemon "$BERTHD_PID"
-  BERTHD_PID=
-  clean_berthd
-  rm -rf "$T/skopeo-dir"
-  [ "$docker_ok" = 1 ] && dc rmi -f "$img" >/dev/null 2>&1
-  sync
-  last_clean=$(date +%s)
-}
-settle() {
-  local expire wait
-  expire=$(( $(cat /proc/sys/vm/dirty_expire_centisecs 2>/dev/null || echo 3000) / 100 + 2 ))
-  wait=$(( last_clean + expire - $(date +%s) ))
-  [ "$wait" -le 0 ] || sleep "$wait"
+fresh_dockerd() { # round
+  [ -n "${DOCKERD_PID:-}" ] && bench_stop_daemon "$DOCKERD_PID"
+  DOCKERD_PID=
+  BENCH_DOCKER_ROOT=$T/docker-$1 bench_start_dockerd --log-level warn --insecure-registry "$reg"
 }
 failed() { # tool command...: report a failed pull once, with its exact command and the end of its output
   echo "$1 FAILED: \`${*:2}\`:"
@@ -109,31 +95,36 @@ failed() { # tool command...: report a failed pull once, with its exact command 
 }
 B=("$berth" -H "unix://$T/berth.sock")
 D=(docker -H "unix://$T/docker.sock")
-[ "$have_docker" = 1 ] && bench_start_dockerd --log-level warn --insecure-registry "$reg"
 # The tools take turns within each round, so a change in the machine's load hits all three alike.
 berth_times=(); skopeo_times=(); docker_times=()
 berth_ok=1; skopeo_ok=1; docker_ok=$have_docker
+# Inodes freed before the bench (its build, earlier runs) age past the 60 s first.
+sync
+sleep 62
 for i in $(seq 0 "$RUNS"); do
-  settle
   if [ "$berth_ok" = 1 ]; then
-    fresh_berthd
+    fresh_berthd "$i"
     if s=$(time_cmd timeout -k 5 900 "${B[@]}" pull "$img"); then
       [ "$i" = 0 ] || berth_times+=("$s")
     else failed berth "${B[@]}" pull "$img"; berth_ok=0; berth_times=(); fi
   fi
+  sync
   if [ "$skopeo_ok" = 1 ]; then
-    rm -rf "$T/skopeo-dir"
-    if s=$(time_cmd timeout -k 5 900 skopeo copy --quiet --src-tls-verify=false "docker://$img" "dir:$T/skopeo-dir")
+    if s=$(time_cmd timeout -k 5 900 skopeo copy --quiet --src-tls-verify=false "docker://$img" "dir:$T/skopeo-$i")
     then [ "$i" = 0 ] || skopeo_times+=("$s")
-    else failed skopeo skopeo copy --src-tls-verify=false "docker://$img" "dir:$T/skopeo-dir"; skopeo_ok=0
+    else failed skopeo skopeo copy --src-tls-verify=false "docker://$img" "dir:$T/skopeo-$i"; skopeo_ok=0
       skopeo_times=(); fi
   fi
+  sync
   if [ "$docker_ok" = 1 ]; then
+    fresh_dockerd "$i"
     if s=$(time_cmd timeout -k 5 900 "${D[@]}" pull "$img"); then
       [ "$i" = 0 ] || docker_times+=("$s")
     else failed docker "${D[@]}" pull "$img"; docker_ok=0; docker_times=(); fi
   fi
-  [ "$i" = "$RUNS" ] || clean_round
+  [ -n "${DOCKERD_PID:-}" ] && bench_stop_daemon "$DOCKERD_PID"
+  DOCKERD_PID=
+  sync
 done
 [ "$have_docker" = 1 ] || echo "docker: dockerd not installed (apt-get install docker.io): no docker pull figures"
 if [ "$berth_ok" = 1 ]; then

@@ -117,7 +117,8 @@ bench_wait_for() { # tries command...: poll every 0.1 s
 # berthd under $T (fresh data root unless it already exists). Sets BERTHD_PID; bc = berth CLI on its socket.
 bench_start_berthd() {
   bench_spawn "$T/berthd.log" \
-    "$berthd" -H "unix://$T/berth.sock" --data-root "$T/berth" --exec-root "${BENCH_EXEC_BASE:-$T}/berth-exec" \
+    "$berthd" -H "unix://$T/berth.sock" --data-root "${BENCH_BERTH_ROOT:-$T/berth}" \
+    --exec-root "${BENCH_EXEC_BASE:-$T}/berth-exec" \
     --group root --no-bridge
   # shellcheck disable=SC2034 # used by the scripts
   BERTHD_PID=$SPAWNED_PID
@@ -126,10 +127,12 @@ bench_start_berthd() {
 }
 bc() { "$berth" -H "unix://$T/berth.sock" "$@"; }
 
-# dockerd under $T with its own containerd (namespace $BENCH_NS), no bridge, no iptables. Sets DOCKERD_PID.
+# dockerd under $T (data root $BENCH_DOCKER_ROOT, default $T/docker) with its own containerd (namespace $BENCH_NS),
+# no bridge, no iptables. Sets DOCKERD_PID.
 bench_start_dockerd() { # extra dockerd flags...
   bench_spawn "$T/dockerd.log" \
-    dockerd --data-root "$T/docker" --exec-root "${BENCH_EXEC_BASE:-$T}/docker-exec" -H "unix://$T/docker.sock" \
+    dockerd --data-root "${BENCH_DOCKER_ROOT:-$T/docker}" --exec-root "${BENCH_EXEC_BASE:-$T}/docker-exec" \
+    -H "unix://$T/docker.sock" \
     --pidfile "$T/dockerd.pid" --iptables=false --ip6tables=false --bridge=none \
     --containerd-namespace "$BENCH_NS" "$@"
   # shellcheck disable=SC2034 # used by the scripts

@@ -8,6 +8,7 @@
 //! are computed in the same single pass.
 
 use crate::digest::{HashReader, TeeReader};
+use crate::direct_io::{AlignedBuf, DirectWriter};
 #[cfg(test)]
 use crate::layer_fs::cpath;
 use crate::layer_fs::{
@@ -83,6 +84,10 @@ pub fn decompress<'a, R: BufRead + 'a>(mut r: R) -> io::Result<(Compression, Box
 /// Files at least this large have their writeback started as soon as they are written (see
 /// [`crate::layer_fs::start_writeback`]); for smaller ones the syscall costs more than it saves.
 const WRITEBACK_MIN: u64 = 256 * 1024;
+/// Files at least this large are written with `O_DIRECT` (see [`crate::direct_io`]): they are most of a
+/// layer's bytes. For smaller ones a direct write's wait for the disk costs more than the copy it saves.
+/// Their tails, and files that fall back to buffered writes, still get the early writeback.
+const DIRECT_MIN: u64 = 256 * 1024;
 
 /// Limits for [`unpack`].
 #[derive(Debug, Clone, Copy)]
@@ -213,6 +218,8 @@ fn extract<R: Read>(
 ) -> Result<u64, LayerError> {
     // One large buffer for all files: io::copy's 8 KiB stack buffer costs a syscall per 8 KiB.
     let mut buf = vec![0u8; 256 * 1024];
+    // The aligned buffer of direct writes, allocated at the first large file and reused.
+    let mut direct_buf: Option<AlignedBuf> = None;
     let mut total: u64 = 0;
     let mut dirs: Vec<DirMeta> = Vec::new();
     let mut cache = DirCache::new(root)?;
@@ -342,7 +349,16 @@ fn extract<R: Read>(
                 | tar::EntryType::Continuous
                 | tar::EntryType::GNUSparse => {
                     let f = create_replacing(&target, || create_file(&target, mode & 0o777))?;
-                    let n = copy_big(&mut (&mut entry).take(size), &mut &f, &mut buf)?;
+                    let data = &mut (&mut entry).take(size);
+                    let n = if size >= DIRECT_MIN {
+                        let abuf = direct_buf.take().unwrap_or_else(AlignedBuf::new);
+                        let mut w = DirectWriter::new(&f, abuf);
+                        let n = w.copy_from(data)?;
+                        direct_buf = Some(w.finish()?.1);
+                        n
+                    } else {
+                        copy_big(data, &mut &f, &mut buf)?
+                    };
                     if n != size {
                         return Err(io::Error::new(
                             io::ErrorKind::UnexpectedEof,

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod commit;
 pub mod config;
 pub mod digest;
+mod direct_io;
 pub mod import;
 pub mod layer;
 mod layer_fs;

@@ -3,15 +3,18 @@
 
 use super::{fsync_dir, io_err, Store, StoreError, TempPath};
 use crate::digest::{hex_part, HashWriter};
+use crate::direct_io::{AlignedBuf, DirectWriter};
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 /// A blob being written. Dropping it without [`BlobWriter::commit`] removes the temp file.
 pub struct BlobWriter<'a> {
     store: &'a Store,
     tmp: TempPath<'a>,
-    w: BufWriter<File>,
+    /// Direct writes where the file system allows: nobody reads a blob soon after it is written (see
+    /// [`crate::direct_io`]).
+    w: DirectWriter<File>,
     /// `None` for a writer whose caller hashes the same bytes itself (see [`Store::blob_writer_prehashed`]).
     hasher: Option<HashWriter<io::Sink>>,
     /// Bytes written, and bytes whose writeback was started.
@@ -19,7 +22,8 @@ pub struct BlobWriter<'a> {
     flushed: u64,
 }
 
-/// The blob's writeback is started every this many bytes (see [`crate::layer_fs::start_writeback`]).
+/// Where the blob is written buffered (no `O_DIRECT`), its writeback is started every this many bytes (see
+/// [`crate::layer_fs::start_writeback`]).
 const WRITEBACK_CHUNK: u64 = 8 << 20;
 
 impl Write for BlobWriter<'_> {
@@ -29,10 +33,10 @@ impl Write for BlobWriter<'_> {
             h.write_all(&buf[..n])?;
         }
         self.written += n as u64;
-        if self.written - self.flushed >= WRITEBACK_CHUNK {
-            // Only what reached the file: the BufWriter may still hold the tail.
-            let f = self.w.get_ref();
-            let upto = self.written - self.w.buffer().len() as u64;
+        if !self.w.is_direct() && self.written - self.flushed >= WRITEBACK_CHUNK {
+            // Only what reached the file: the writer may still hold the tail.
+            let f = self.w.file();
+            let upto = self.written - self.w.buffered() as u64;
             if upto > self.flushed {
                 crate::layer_fs::start_writeback(f, self.flushed, upto - self.flushed);
                 self.flushed = upto;
@@ -86,9 +90,7 @@ impl<'a> BlobWriter<'a> {
                 });
             }
         }
-        let f = bw
-            .into_inner()
-            .map_err(|e| io_err(&tmp.path)(e.into_error()))?;
+        let (f, _) = bw.finish().map_err(io_err(&tmp.path))?;
         if sync {
             f.sync_all().map_err(io_err(&tmp.path))?;
         }
@@ -161,7 +163,7 @@ impl Store {
         let f = File::create(&tmp.path).map_err(io_err(&tmp.path))?;
         Ok(BlobWriter {
             store: self,
-            w: BufWriter::with_capacity(256 * 1024, f),
+            w: DirectWriter::new(f, AlignedBuf::new()),
             hasher: hash.then(|| HashWriter::new(io::sink())),
             tmp,
             written: 0,
