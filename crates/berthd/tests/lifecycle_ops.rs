@@ -1,7 +1,7 @@
 //! Container life beyond one run, driven by the real docker CLI against berthd: restart policies (counts,
 //! back-off, `restarting` in ps/inspect, manual stop, berthd restarts), `logs -f` across restarts, `--rm` with a
-//! policy, the `run --rm` event sequence, `--init` and healthchecks. Run as root inside
-//! `unshare -m --propagation private`.
+//! policy, the event sequences of `run --rm` and of stop/kill/rename/update/restart, `--init` and healthchecks.
+//! Run as root inside `unshare -m --propagation private`.
 
 mod common;
 
@@ -547,4 +547,88 @@ fn healthchecks_become_healthy_or_unhealthy() {
         "{ev}"
     );
     d.ok(&["rm", "-f", "good", "bad", "plain"]);
+}
+
+/// The events of stop (past its timeout), kill -s, rename, update and restart, in moby's order and with its
+/// attributes: kill carries the signal number, die the exit code and execDuration, rename the old name.
+#[test]
+fn lifecycle_event_sequence() {
+    require!();
+    let d = Daemon::start();
+    d.import_busybox();
+    let since = format!("{:.3}", unix_now() - 1.0);
+    // PID 1 without handlers ignores TERM and HUP: stop has to fall back to SIGKILL.
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "evx",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "echo up; while true; do sleep 0.1; done",
+        ])
+        .trim()
+        .to_string();
+    d.wait_for_log(&id, "up");
+    d.ok(&["stop", "-t", "1", "evx"]);
+    d.ok(&["start", "evx"]);
+    d.ok(&["kill", "-s", "HUP", "evx"]);
+    d.ok(&["rename", "evx", "evy"]);
+    d.ok(&["update", "--cpu-shares", "512", "evy"]);
+    d.ok(&["restart", "-t", "1", "evy"]);
+    let until = format!("{:.3}", unix_now() + 1.0);
+    let out = d.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        &format!("container={id}"),
+        "--format",
+        "{{.Action}} {{json .Actor.Attributes}}",
+    ]);
+    let evs: Vec<(String, serde_json::Value)> = out
+        .lines()
+        .map(|l| {
+            let (a, j) = l.split_once(' ').unwrap();
+            (a.to_string(), serde_json::from_str(j).unwrap())
+        })
+        .collect();
+    let actions: Vec<&str> = evs.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "create", "start", "kill", "kill", "die", "stop", "start", "kill", "rename", "update",
+            "kill", "kill", "die", "stop", "start", "restart"
+        ],
+        "{out}"
+    );
+    let signals: Vec<&str> = evs
+        .iter()
+        .filter(|(a, _)| a == "kill")
+        .map(|(_, v)| v["signal"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(signals, ["15", "9", "1", "15", "9"], "{out}");
+    for (a, v) in &evs {
+        if a == "die" {
+            assert_eq!(v["exitCode"], "137", "{out}");
+            assert!(
+                v["execDuration"]
+                    .as_str()
+                    .is_some_and(|s| s.parse::<u64>().is_ok()),
+                "{out}"
+            );
+        }
+        assert_eq!(v["image"], "busybox", "{out}");
+    }
+    let (_, rename) = &evs[8];
+    assert_eq!(rename["oldName"], "/evx", "{out}");
+    assert_eq!(rename["name"], "evy", "{out}");
+    assert_eq!(evs[9].1["name"], "evy", "{out}");
+    d.ok(&["rm", "-f", "evy"]);
 }

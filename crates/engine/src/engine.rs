@@ -16,6 +16,7 @@ use crate::images::{ImageError, Images};
 use crate::names;
 use crate::record::Container;
 
+mod adopt;
 mod container_net;
 mod create;
 mod health;

@@ -291,8 +291,8 @@ impl Engine {
         // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
         if fd < 0 {
-            // Already gone (and reaped).
-            engine.on_monitor_exit(&id, pid);
+            // Already gone (and reaped). The cleanup blocks (see below): not on this async caller's thread.
+            tokio::task::spawn_blocking(move || engine.on_monitor_exit(&id, pid));
             return;
         }
         // SAFETY: fd is a fresh pidfd that nothing else owns.
@@ -308,7 +308,11 @@ impl Engine {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
-            engine.on_monitor_exit(&id, pid);
+            // The cleanup deletes the runtime state (which SIGKILLs and waits out what is left in the cgroup:
+            // up to seconds when a monitor died with its container still running), detaches the network
+            // (ip/nft) and unmounts the rootfs: blocking work, kept off the async worker threads so the API
+            // keeps answering meanwhile.
+            let _ = tokio::task::spawn_blocking(move || engine.on_monitor_exit(&id, pid)).await;
         });
     }
 
@@ -370,7 +374,6 @@ impl Engine {
         }
         let st: MonitorStatus =
             read_json(&MonitorStatus::path(&self.cfg.data_root, id)).unwrap_or_default();
-        let mut died = false;
         let mut again = None;
         // A --rm container's exit is not written: its removal follows (at the next start of berthd if it
         // crashes first, from the monitor pid still on disk).
@@ -380,7 +383,6 @@ impl Engine {
                 return;
             }
             let was_started = st.pid != 0;
-            died = was_started;
             c.monitor_pid = 0;
             c.state.running = false;
             c.state.paused = false;
@@ -401,6 +403,17 @@ impl Engine {
                     c.state.started_at = st.started_at.clone();
                 }
                 c.exits += 1;
+                // Before the new state is published (the table lock is held here): a `stop` waiting for the
+                // exit answers, and logs its `stop` event, only after this `die`, in docker's order.
+                let ran = super::restart::secs_between(&c.state.started_at, &c.state.finished_at);
+                self.container_event(
+                    c,
+                    "die",
+                    json!({
+                        "exitCode": c.state.exit_code.to_string(),
+                        "execDuration": ran.as_secs().to_string(),
+                    }),
+                );
                 again = self.decide_restart(c);
             } else if let Some(e) = &st.error {
                 c.state.error = e.clone();
@@ -415,13 +428,6 @@ impl Engine {
             }
             return;
         };
-        if died {
-            self.container_event(
-                &c,
-                "die",
-                json!({"exitCode": c.state.exit_code.to_string()}),
-            );
-        }
         if let Some((delay, generation)) = again {
             self.schedule_restart(c.id.clone(), delay, generation);
         } else if c.host_config["AutoRemove"].as_bool().unwrap_or(false) && !c.state.running {
@@ -472,7 +478,7 @@ impl Engine {
                 // Catch up with a start that finished while we were away.
                 let st: MonitorStatus =
                     read_json(&MonitorStatus::path(&self.cfg.data_root, &id)).unwrap_or_default();
-                let _ = self.update(&id, |c| {
+                let res = self.update(&id, |c| {
                     if st.pid != 0 && st.exit_code.is_none() {
                         c.state.running = true;
                         c.state.status = "running".into();
@@ -480,6 +486,11 @@ impl Engine {
                         c.state.started_at = st.started_at.clone();
                     }
                 });
+                if res.is_ok_and(|c| !c.state.running) && st.exit_code.is_none() {
+                    // berthd died before the monitor answered, and the monitor has not recorded the start
+                    // yet either: adopt.rs.
+                    self.follow_start(id.clone(), pid);
+                }
                 self.watch_monitor(id, pid);
             } else {
                 let _ = self.update(&id, |c| {

@@ -137,7 +137,7 @@ pub fn should_restart(
     }
 }
 
-fn secs_between(from: &str, to: &str) -> Duration {
+pub(super) fn secs_between(from: &str, to: &str) -> Duration {
     let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
     match (t(from), t(to)) {
         (Some(a), Some(b)) => (b - a).to_std().unwrap_or_default(),
