@@ -1,8 +1,8 @@
 //! `docker cp`: the archive API (`HEAD/GET/PUT /containers/{id}/archive?path=`).
 //!
-//! Paths are resolved inside the container's root with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so a
-//! symlink (or `..`) in the container can never lead berthd to a host file; the tree below a resolved path is
-//! walked one name at a time with `O_NOFOLLOW`. The root is the running container's own root
+//! Paths are resolved inside the container's root with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`
+//! ([`berth_safepath`]), so a symlink (or `..`) in the container can never lead berthd to a host file; the
+//! tree below a resolved path is walked one name at a time with `O_NOFOLLOW`. The root is the running container's own root
 //! (`/proc/<pid>/root`, with its mounts: /dev/shm, volumes) or, for a stopped container, its overlay mounted
 //! privately (under `<data-root>/tmp`) for the duration of the copy.
 
@@ -120,58 +120,18 @@ fn check(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// `openat2` of `path` (components joined by `/`) inside `root`, never leaving it.
+/// `openat2` of `path` (components joined by `/`) inside `root`, never leaving it (see [`berth_safepath`]).
 fn open_in_root(root: RawFd, path: &str, flags: libc::c_int) -> io::Result<OwnedFd> {
-    let rel = path.trim_start_matches('/');
-    let c = cstring(if rel.is_empty() { b"." } else { rel.as_bytes() })?;
-    // SAFETY: open_how is a plain C struct for which all-zero is valid.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // The kernel asks for a retry (EAGAIN) when a rename or mount raced with a `..` step: bounded retries.
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        // SAFETY: valid dirfd, NUL-terminated path and a correctly sized open_how.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                root,
-                c.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        if r >= 0 {
-            // SAFETY: the kernel returned a new fd that we now own.
-            return Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) });
-        }
-        let e = io::Error::last_os_error();
-        if !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) || tries > 2000 {
-            return Err(e);
-        }
-        // Any mount or rename on the host between the walk's start and a `..` step makes the kernel ask for a
-        // retry; on a busy host, back off a little instead of spinning.
-        if tries > 8 {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-    }
+    Ok(berth_safepath::open_in_root(root, path, flags, 0)?)
 }
 
 /// `openat` of one name in `dir` (no resolution beyond that name).
 fn openat(dir: RawFd, name: &CStr, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
-    // SAFETY: valid dirfd and NUL-terminated name; the returned fd is new and ours.
-    let fd = check(unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC, mode) })?;
-    // SAFETY: fd was just returned by openat.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(berth_safepath::open_name(dir, name, flags, mode)?)
 }
 
 fn fstatat(dir: RawFd, name: &CStr) -> io::Result<libc::stat> {
-    // SAFETY: stat is plain data; fstatat fills it.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointers for the duration of the call.
-    check(unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
-    Ok(st)
+    Ok(berth_safepath::lstat_name(dir, name)?)
 }
 
 fn readlinkat(dir: RawFd, name: &CStr) -> io::Result<Vec<u8>> {

@@ -2,13 +2,13 @@
 //! volume's first use. Owners, modes, times, xattrs, symlinks, device nodes and fifos are preserved.
 //!
 //! The source is inside a container rootfs the image controls, so it is opened with
-//! `openat2(RESOLVE_IN_ROOT)` (symlinks resolve as if the rootfs were `/`) and walked only through fds with
+//! `openat2(RESOLVE_IN_ROOT)` through [`berth_safepath`] (symlinks resolve as if the rootfs were `/`) and walked only through fds with
 //! `O_NOFOLLOW`: a symlink in the image is copied as a symlink, never followed onto the host.
 
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -43,46 +43,9 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// `openat` of one name in `dir` (walking below a resolved fd; callers pass `O_NOFOLLOW`).
 fn openat(dir: RawFd, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
-    // SAFETY: valid dirfd and NUL-terminated name; the returned fd is owned by the OwnedFd.
-    let fd = cvt(unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC, mode) })?;
-    // SAFETY: fd was just returned by openat.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Opens `path` inside `root` as a directory, resolving symlinks within the root.
-fn open_dir_in_root(root: RawFd, path: &Path) -> io::Result<OwnedFd> {
-    let rel = path.strip_prefix("/").unwrap_or(path);
-    let rel = if rel.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        rel
-    };
-    let c = CString::new(rel.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    // SAFETY: open_how is a plain C struct; zeroed is valid before the fields are set.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    loop {
-        // SAFETY: valid dirfd, NUL-terminated path and a correctly sized open_how.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                root,
-                c.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        if r >= 0 {
-            // SAFETY: the kernel returned a new fd that we now own.
-            return Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) });
-        }
-        let e = io::Error::last_os_error();
-        if !matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) {
-            return Err(e);
-        }
-    }
+    Ok(berth_safepath::open_name(dir, name, flags, mode)?)
 }
 
 /// Copies the image's directory at `dest_in_root` (resolved inside `rootfs`) into the directory `volume`,
@@ -90,12 +53,13 @@ fn open_dir_in_root(root: RawFd, path: &Path) -> io::Result<OwnedFd> {
 /// to copy). The caller checks that `volume` is empty.
 pub fn copy_up(rootfs: &Path, dest_in_root: &Path, volume: &Path) -> Result<bool> {
     let root = File::open(rootfs).map_err(err("the rootfs"))?;
-    let src = match open_dir_in_root(root.as_raw_fd(), dest_in_root) {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY;
+    let src = match berth_safepath::open_in_root(root.as_raw_fd(), dest_in_root, flags, 0) {
         Ok(fd) => fd,
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
             return Ok(false)
         }
-        Err(e) => return Err(err("the image directory")(e)),
+        Err(e) => return Err(err("the image directory")(e.into())),
     };
     let vc = CString::new(volume.as_os_str().as_bytes())
         .map_err(|e| err("volume")(io::Error::other(e)))?;
@@ -121,11 +85,7 @@ fn fstat(fd: RawFd) -> io::Result<libc::stat> {
 }
 
 fn lstatat(dir: RawFd, name: &CStr) -> io::Result<libc::stat> {
-    // SAFETY: stat is plain data.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid dirfd, NUL-terminated name, writable stat; AT_SYMLINK_NOFOLLOW never follows.
-    cvt(unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
-    Ok(st)
+    Ok(berth_safepath::lstat_name(dir, name)?)
 }
 
 /// The names in the directory `fd` (without `.` and `..`).

@@ -9,7 +9,7 @@
 //! Files under the container root are opened with `openat2(RESOLVE_IN_ROOT)`, so a symlinked `/etc/passwd` in an
 //! image can never make the engine read a host file.
 
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::OFlag;
 use oci_spec::runtime::User;
 use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -132,16 +132,17 @@ fn read_in_root(root: &Path, rel: &'static str) -> Result<Option<String>, UserEr
     };
     // SAFETY: `open` just returned this fd and nothing else owns it.
     let dir = unsafe { OwnedFd::from_raw_fd(dir) };
-    let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let fd = match nix::fcntl::openat2(std::os::fd::AsRawFd::as_raw_fd(&dir), rel, how) {
+    let fd = match berth_safepath::open_in_root(
+        std::os::fd::AsRawFd::as_raw_fd(&dir),
+        rel,
+        OFlag::O_RDONLY.bits(),
+        0,
+    ) {
         Ok(fd) => fd,
-        Err(nix::Error::ENOENT | nix::Error::ENOTDIR) => return Ok(None),
+        Err(e) if matches!(e.errno(), nix::Error::ENOENT | nix::Error::ENOTDIR) => return Ok(None),
         Err(e) => return Err(err(e.into())),
     };
-    // SAFETY: `openat2` just returned this fd and nothing else owns it.
-    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut file = std::fs::File::from(fd);
     let mut text = String::new();
     file.read_to_string(&mut text).map_err(err)?;
     Ok(Some(text))
