@@ -252,19 +252,9 @@ pub async fn inspect(
 ) -> Result<Json<Value>, ApiError> {
     let c = state.get(&id)?;
     let layer = state.layer_dir(&c.id);
-    let lower = state
-        .images
-        .resolve(&c.image)
-        .map(|i| {
-            state
-                .images
-                .layer_dirs(&i)
-                .unwrap_or_default()
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(":")
-        })
+    // The lower dirs the container mounts (its init layer, then the image's layers), as recorded at create.
+    let lower = std::fs::read_to_string(layer.join("lower"))
+        .map(|l| l.lines().collect::<Vec<_>>().join(":"))
         .unwrap_or_default();
     let mut v = json!({
         "Id": c.id,
@@ -321,4 +311,15 @@ pub async fn resize(
     };
     state.resize(&id, dim("h")?, dim("w")?)?;
     Ok(StatusCode::OK)
+}
+
+/// `GET /containers/{id}/changes` (`docker diff`).
+pub async fn changes(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let v = tokio::task::spawn_blocking(move || state.changes(&id))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(Json(v))
 }

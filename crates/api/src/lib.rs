@@ -138,6 +138,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         )
         .route("/containers/{id}/stats", get(stats::stats))
         .route("/containers/{id}/top", get(stats::top))
+        .route("/containers/{id}/changes", get(containers::changes))
         .route("/containers/{id}/pause", post(ops::pause))
         .route("/containers/{id}/unpause", post(ops::unpause))
         .route("/containers/{id}/update", post(ops::update))

@@ -326,7 +326,18 @@ impl BuildBackend for EngineBackend {
         self.containers.retain(|c| c != container);
         let layer = RwLayer::open(&self.engine.cfg.data_root, container).map_err(be)?;
         layer.unmount().map_err(be)?;
-        strip_mount_points(&layer.diff(), &layer.lower);
+        // What the image itself has decides: the init layer (`<chain>-init/diff`) only holds mount points.
+        let image_lower: Vec<PathBuf> = layer
+            .lower
+            .iter()
+            .filter(|l| {
+                !l.parent()
+                    .and_then(|p| p.file_name())
+                    .is_some_and(|n| n.to_string_lossy().ends_with("-init"))
+            })
+            .cloned()
+            .collect();
+        strip_mount_points(&layer.diff(), &image_lower);
         self.commit_dir(&layer.diff(), spec, false)
     }
 

@@ -119,6 +119,16 @@ impl Images {
         Ok(dirs)
     }
 
+    /// A container's overlay lower dirs, top-most first: the image's shared init layer (the mount points the
+    /// runtime mounts over, see berth-image's `store/initlayer.rs`) over the image's layers.
+    pub fn container_lower_dirs(&self, img: &ImageRecord) -> Result<Vec<PathBuf>> {
+        let mut dirs = self.layer_dirs(img)?;
+        if let Some(init) = self.store.init_layer_dir(&img.id, &dirs)? {
+            dirs.insert(0, init);
+        }
+        Ok(dirs)
+    }
+
     /// Number of images.
     pub fn count(&self) -> usize {
         self.store.list().map(|l| l.len()).unwrap_or(0)

@@ -14,11 +14,12 @@
 //! - [`init`]: `--init`, the embedded docker-init.
 //! - [`tty`]: detach keys and terminal resizes.
 //! - [`trash`]: directories deleted in the background after a rename.
-//! - [`archive`], [`stats`], [`top`]: `docker cp`, `docker stats` and `docker top`.
+//! - [`archive`], [`stats`], [`top`], [`changes`]: `docker cp`, `docker stats`, `docker top` and `docker diff`.
 //! - [`engine`]: the daemon side: create/start/stop/wait/remove/list, exit tracking, recovery after restart.
 
 pub mod archive;
 pub mod build;
+pub mod changes;
 pub mod engine;
 pub mod events;
 pub mod exec;

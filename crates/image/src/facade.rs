@@ -90,6 +90,12 @@ impl ImageStore {
         self.store.layer_dirs(image)
     }
 
+    /// The image's shared init layer dir (the container mount points), created when missing; `None` for an
+    /// image without layers. `layers` are its layer dirs, top-most first. See `store/initlayer.rs`.
+    pub fn init_layer_dir(&self, image: &str, layers: &[PathBuf]) -> Result<Option<PathBuf>> {
+        self.store.init_layer_dir(image, layers)
+    }
+
     /// Pulls `reference` (tag `latest` by default) for `platform` (linux/amd64 when `None`).
     pub fn pull(
         &self,

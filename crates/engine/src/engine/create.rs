@@ -185,7 +185,7 @@ impl Engine {
         };
         let layer = match self
             .images
-            .layer_dirs(&img)
+            .container_lower_dirs(&img)
             .map_err(EngineError::from)
             .and_then(|l| {
                 berth_storage::RwLayer::new(&self.cfg.data_root, &id, l).map_err(internal)

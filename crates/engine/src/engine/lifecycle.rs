@@ -67,9 +67,12 @@ impl Engine {
             .images
             .resolve(&c.image)
             .map_err(|e| EngineError::Internal(format!("image of container: {e}")))?;
-        let layer =
-            berth_storage::RwLayer::new(&self.cfg.data_root, &c.id, self.images.layer_dirs(&img)?)
-                .map_err(internal)?;
+        let layer = berth_storage::RwLayer::new(
+            &self.cfg.data_root,
+            &c.id,
+            self.images.container_lower_dirs(&img)?,
+        )
+        .map_err(internal)?;
         layer.create().map_err(internal)?;
         let rootfs = layer.mount().map_err(internal)?;
         if joined_netns.is_none() {

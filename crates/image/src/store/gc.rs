@@ -63,6 +63,9 @@ impl Store {
             }
         }
 
+        let chains: HashSet<String> = self.layer_chain_ids().into_iter().collect();
+        rep.layers_removed += self.gc_init_layers(&chains);
+
         // Unpacked dirs whose metadata never got committed (crash between the two renames).
         let ov = self.root.join("overlay2");
         for e in fs::read_dir(&ov)

@@ -366,6 +366,7 @@ impl Store {
         fsync_dir(d.parent().expect("layers dir"))?;
         let ov = self.root.join("overlay2").join(&m.cache_id);
         remove_any(&ov).map_err(io_err(&ov))?;
+        self.delete_init_layer(chain).map_err(io_err(&ov))?;
         Ok(m.size)
     }
 }

@@ -16,10 +16,12 @@
 mod blobs;
 mod gc;
 mod images;
+mod initlayer;
 mod layers;
 
 pub use blobs::BlobWriter;
 pub use images::ImageRecord;
+pub use initlayer::init_layer_paths;
 pub use layers::{chain_id, chain_ids, BlobRef, LayerMeta, LayerSource, LayerSpec, StagedLayer};
 
 /// A [`LayerSpec`] with nothing to verify.
