@@ -235,10 +235,15 @@ pub async fn prune(State(state): State<AppState>, Query(q): Q) -> Result<Json<Va
     query::check_filters(&filters, &["label", "label!", "until"])?;
     let labels = filters.get("label").cloned().unwrap_or_default();
     let not_labels = filters.get("label!").cloned().unwrap_or_default();
-    let (ids, space) = state.prune(|c| {
-        !query::labels_match(&c.config["Labels"], &labels)
-            || (!not_labels.is_empty() && query::labels_match(&c.config["Labels"], &not_labels))
-    });
+    // Each removal unmounts a rootfs (a sync of its upper layer): blocking work.
+    let (ids, space) = tokio::task::spawn_blocking(move || {
+        state.prune(|c| {
+            !query::labels_match(&c.config["Labels"], &labels)
+                || (!not_labels.is_empty() && query::labels_match(&c.config["Labels"], &not_labels))
+        })
+    })
+    .await
+    .map_err(ApiError::internal)?;
     Ok(Json(
         json!({"ContainersDeleted": if ids.is_empty() { Value::Null } else { json!(ids) }, "SpaceReclaimed": space}),
     ))

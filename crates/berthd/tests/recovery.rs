@@ -131,7 +131,12 @@ fn monitor_killed_while_its_container_runs() {
             .trim(),
         "running"
     );
-    d.ok(&["rm", "-f", "orphan"]);
+    // And it goes like any stopped container (prune removes off berthd's async threads).
+    d.ok(&["stop", "-t", "0", "orphan"]);
+    let pruned = d.ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains(&id), "{pruned}");
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert!(!d.data.join("containers").join(&id).exists());
 }
 
 /// `berth` (whose `runtime` subcommand is a runc-compatible CLI) next to the berthd under test.

@@ -456,7 +456,7 @@ impl Engine {
     }
 
     /// `DELETE /containers/{id}`.
-    pub async fn remove(&self, key: &str, force: bool) -> Result<()> {
+    pub async fn remove(self: &Arc<Self>, key: &str, force: bool) -> Result<()> {
         let c = self.get(key)?;
         if c.state.running {
             if !force {
@@ -479,7 +479,12 @@ impl Engine {
             self.wait_not_running(&c.id, None).await;
         }
         let c = self.get(&c.id)?;
-        self.remove_now(&c)
+        // The rootfs unmount syncs the overlay's upper layer (seconds with much unwritten data): off the async
+        // threads.
+        let engine = Arc::clone(self);
+        tokio::task::spawn_blocking(move || engine.remove_now(&c))
+            .await
+            .map_err(internal)?
     }
 
     fn remove_now(&self, c: &Container) -> Result<()> {

@@ -166,7 +166,9 @@ impl Engine {
         if started.is_err() && c.host_config["AutoRemove"].as_bool().unwrap_or(false) {
             // As dockerd: a `--rm` container whose start failed is removed, or a client waiting for
             // `condition=removed` (the docker CLI's `run --rm`) would wait forever.
-            self.auto_remove(c.id.clone());
+            // (Blocking: it unmounts and moves files to the trash.)
+            let (engine, id) = (Arc::clone(self), c.id.clone());
+            let _ = tokio::task::spawn_blocking(move || engine.auto_remove(id)).await;
         }
         started
     }

@@ -313,12 +313,26 @@ pub fn docker_default_seccomp_value_for(bounding: &Capabilities) -> serde_json::
     // an entry (an unknown capability still filters rules by name).
     let key = capabilities::mask(Some(bounding), 63);
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    memo(&mut cache, key, MAX_ENTRIES, || {
+        serde_json::to_value(docker_default_seccomp_for(bounding))
+            .expect("a LinuxSeccomp always serializes")
+    })
+}
+
+/// The value for `key` in a memo of at most `max` entries, made by `make` when missing. The oldest entry
+/// makes room: a process that sees ever new bounding sets (`--cap-add` of every combination) keeps a bounded
+/// memo, and the few sets in use stay in it.
+pub(crate) fn memo(
+    cache: &mut Vec<(u64, serde_json::Value)>,
+    key: u64,
+    max: usize,
+    make: impl FnOnce() -> serde_json::Value,
+) -> serde_json::Value {
     if let Some((_, v)) = cache.iter().find(|(k, _)| *k == key) {
         return v.clone();
     }
-    let v = serde_json::to_value(docker_default_seccomp_for(bounding))
-        .expect("a LinuxSeccomp always serializes");
-    if cache.len() >= MAX_ENTRIES {
+    let v = make();
+    while cache.len() >= max.max(1) {
         cache.remove(0);
     }
     cache.push((key, v.clone()));

@@ -195,6 +195,31 @@ fn memoized_seccomp_json_is_per_bounding_set() {
 }
 
 #[test]
+fn seccomp_memo_is_bounded() {
+    let mut cache = Vec::new();
+    let mut made = 0;
+    for key in 0..40u64 {
+        let v = memo(&mut cache, key, 32, || {
+            made += 1;
+            serde_json::json!(key)
+        });
+        assert_eq!(v, serde_json::json!(key));
+    }
+    assert_eq!((cache.len(), made), (32, 40));
+    // The oldest went; the newest are served from the memo without being made again.
+    assert!(cache.iter().all(|(k, _)| *k >= 8));
+    assert_eq!(
+        memo(&mut cache, 39, 32, || unreachable!()),
+        serde_json::json!(39)
+    );
+    assert_eq!(
+        memo(&mut cache, 0, 32, || serde_json::json!("again")),
+        "again"
+    );
+    assert_eq!(cache.len(), 32);
+}
+
+#[test]
 fn tweaks_capabilities_like_moby() {
     let none: [&str; 0] = [];
     assert_eq!(

@@ -30,6 +30,9 @@ const FORMAT: &str = "berth-seccomp-cache-v1";
 /// The kernel's limit on the instructions of one classic BPF program.
 const BPF_MAXINSNS: usize = 4096;
 const INSN: usize = std::mem::size_of::<libc::sock_filter>();
+/// Entries kept: a machine uses a handful of profiles (docker's default per bounding set, a few custom ones),
+/// but each distinct custom profile or `--cap-add` combination adds one, so the directory is bounded.
+const MAX_ENTRIES: usize = 64;
 
 /// The cache key of `seccomp` on this machine, as lowercase hex.
 pub fn key(seccomp: &LinuxSeccomp) -> Result<String, SeccompError> {
@@ -92,6 +95,8 @@ pub fn compile_cached(seccomp: &LinuxSeccomp, root: &Path) -> Result<CompiledFil
     if let Some(p) = &entry {
         if let Err(e) = write_entry(p, compiled.bpf()) {
             log::debug!("writing seccomp cache entry {}: {e}", p.display());
+        } else if let Some(dir) = p.parent() {
+            prune(dir, MAX_ENTRIES);
         }
     }
     Ok(compiled)
@@ -143,6 +148,26 @@ fn read_entry(path: &Path) -> Option<Vec<u8>> {
         .read_to_end(&mut bpf)
         .ok()?;
     (bpf.len() == len).then_some(bpf)
+}
+
+/// Removes the least recently written entries of `dir` beyond `max` (after a write, a cache miss: rare). An
+/// entry removed while another process reads it is merely recompiled there.
+fn prune(dir: &Path, max: usize) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<(std::time::SystemTime, PathBuf)> = rd
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".bpf")))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    if entries.len() <= max {
+        return;
+    }
+    entries.sort();
+    for (_, p) in &entries[..entries.len() - max] {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 /// Writes `bpf` to `path` atomically (temporary file in the same directory, then rename).

@@ -98,3 +98,32 @@ fn group_writable_cache_dir_is_not_used() {
         "an unsafe cache directory is ignored"
     );
 }
+
+#[test]
+fn cache_directory_is_bounded() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = cache_dir(root.path()).unwrap();
+    let t0 = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for i in 0..(MAX_ENTRIES + 6) {
+        let f = File::create(dir.join(format!("{i:03}.bpf"))).unwrap();
+        f.set_modified(t0 + std::time::Duration::from_secs(i as u64))
+            .unwrap();
+    }
+    // Not an entry: never counted nor removed.
+    std::fs::write(dir.join("other"), "x").unwrap();
+    // A real miss writes its entry (the newest) and prunes the oldest.
+    let p = profile();
+    compile_cached(&p, root.path()).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), MAX_ENTRIES + 1, "{names:?}");
+    assert!(names.contains(&format!("{}.bpf", key(&p).unwrap())));
+    assert!(names.contains(&"other".to_string()));
+    for i in 0..7 {
+        assert!(!names.contains(&format!("{i:03}.bpf")), "{i:03}.bpf kept");
+    }
+    assert!(names.contains(&"007.bpf".to_string()));
+}
