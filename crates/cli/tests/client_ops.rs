@@ -1,4 +1,4 @@
-//! `berth top`, `pause`, `unpause` and `update` against a real berthd (see client_berthd.rs for the harness).
+//! `berth top`, `pause`, `unpause`, `update` and `diff` against a real berthd (see client_berthd.rs for the harness).
 
 #[macro_use]
 mod client_support;
@@ -282,4 +282,44 @@ fn until_next_second() -> String {
         .unwrap()
         .as_secs();
     (now + 1).to_string()
+}
+
+#[test]
+fn diff_lists_changes_not_mount_points() {
+    let d = daemon_or_skip!();
+    if !d.import_busybox() {
+        eprintln!("SKIPPED: no busybox rootfs (busybox-static)");
+        return;
+    }
+    d.ok(&[
+        "run",
+        "--name",
+        "fresh",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    // The runtime's mount points (/etc/hosts, /proc, ...) live in the image's init layer: nothing to show.
+    assert_eq!(d.ok(&["diff", "fresh"]), "");
+    d.ok(&[
+        "run",
+        "--name",
+        "changed",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /root/x && rm /etc/group",
+    ]);
+    assert_eq!(
+        d.ok(&["container", "diff", "changed"]),
+        "C /etc\nD /etc/group\nC /root\nA /root/x\n"
+    );
+    let o = d.berth(&["diff", "nosuch"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("No such container"), "{}", stderr(&o));
+    let o = d.berth(&["diff"]);
+    assert_ne!(o.status.code(), Some(0));
 }

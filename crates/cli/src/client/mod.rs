@@ -317,6 +317,7 @@ Commands:
   attach      Attach local standard input, output, and error streams to a running container
   cp          Copy files/folders between a container and the local filesystem
   create      Create a new container
+  diff        Inspect changes to files or directories on a container's filesystem
   exec        Execute a command in a running container
   history     Show the history of an image
   import      Import the contents from a tarball to create a filesystem image
@@ -355,6 +356,10 @@ fn management_help(group: &str) -> String {
                     "Attach local standard input, output, and error streams to a running container",
                 ),
                 ("create", "Create a new container"),
+                (
+                    "diff",
+                    "Inspect changes to files or directories on a container's filesystem",
+                ),
                 ("exec", "Execute a command in a running container"),
                 (
                     "inspect",
@@ -476,6 +481,7 @@ fn canonical(group: &str, sub: &str) -> Option<&'static str> {
         ("container", "pause") => "pause",
         ("container", "unpause") => "unpause",
         ("container", "top") => "top",
+        ("container", "diff") => "diff",
         ("container", "update") => "update",
         ("container", "stats") => "stats",
         ("container", "exec") => "exec",
@@ -559,6 +565,7 @@ fn dispatch(verb: &str, args: &[String], g: &Globals) -> CmdResult {
         "pause" => ops::pause(args, g),
         "unpause" => ops::unpause(args, g),
         "top" => ops::top(args, g),
+        "diff" => ops::diff(args, g),
         "cp" => cp::cp(args, g),
         "update" => ops::update(args, g),
         "stats" => stats::stats(args, g),

@@ -1,4 +1,4 @@
-//! `berth pause`, `unpause`, `top` and `update`.
+//! `berth pause`, `unpause`, `top`, `diff` and `update`.
 
 use clap::Parser;
 
@@ -193,4 +193,30 @@ pub fn update(args: &[String], g: &Globals) -> CmdResult {
         }
     }
     Ok(i32::from(failed))
+}
+
+#[derive(Parser)]
+#[command(about = "Inspect changes to files or directories on a container's filesystem")]
+struct DiffOpts {
+    #[arg(value_name = "CONTAINER")]
+    container: String,
+}
+
+/// `berth diff CONTAINER`: one `C|A|D PATH` line per change, as docker prints them.
+pub fn diff(args: &[String], g: &Globals) -> CmdResult {
+    let o: DiffOpts = parse("diff", "berth diff CONTAINER", args)?;
+    let mut client = g.client()?;
+    let v = client.get_json(&format!("/containers/{}/changes", encode(&o.container)))?;
+    let mut s = String::new();
+    for c in v.as_array().into_iter().flatten() {
+        let kind = match c["Kind"].as_u64() {
+            Some(0) => "C",
+            Some(1) => "A",
+            Some(2) => "D",
+            _ => "?",
+        };
+        s.push_str(&format!("{kind} {}\n", c["Path"].as_str().unwrap_or("")));
+    }
+    out(&s)?;
+    Ok(0)
 }
