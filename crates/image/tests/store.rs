@@ -339,3 +339,66 @@ fn commit_layer_on_parent() {
     );
     assert_eq!(store.list().unwrap().len(), 2);
 }
+
+#[test]
+fn init_layer_created_once_and_collected_with_its_layer() {
+    use std::os::unix::fs::MetadataExt;
+    if common::skip_without(&["/bin/busybox", "tar"]) || !common::is_root() {
+        eprintln!("SKIPPED unless root with busybox-static");
+        return;
+    }
+    let dr = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dr.path()).unwrap();
+    let (img, _rootfs) = import_busybox(&store, "bb:1");
+    let mut layers = store.layer_dirs("bb:1").unwrap();
+    layers.reverse();
+    let init = store.init_layer_dir("bb:1", &layers).unwrap().unwrap();
+    let hex = img
+        .chain_ids
+        .last()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap();
+    assert_eq!(
+        init,
+        dr.path().join("overlay2").join(format!("{hex}-init/diff"))
+    );
+    for p in berth_image::store::init_layer_paths() {
+        assert!(fs::symlink_metadata(init.join(p)).is_ok(), "{p}");
+    }
+    // The image's /etc keeps its mode in the init layer's copy.
+    assert_eq!(
+        fs::metadata(init.join("etc")).unwrap().mode(),
+        fs::metadata(layers[0].join("etc")).unwrap().mode()
+    );
+    // Shared: a second container of the image reuses the same directory.
+    let ino = fs::metadata(&init).unwrap().ino();
+    let again = store.init_layer_dir(&img.id, &layers).unwrap().unwrap();
+    assert_eq!(fs::metadata(&again).unwrap().ino(), ino);
+    assert!(
+        fs::read_dir(dr.path().join("tmp/berth-image"))
+            .map(|d| d
+                .flatten()
+                .all(|e| fs::read_dir(e.path()).unwrap().count() == 0))
+            .unwrap_or(true),
+        "no temp dir left"
+    );
+
+    // gc takes an init layer whose layer is gone (a crash between the two removals), not a live one.
+    let orphan = dr
+        .path()
+        .join("overlay2")
+        .join(format!("{}-init", "a".repeat(64)));
+    fs::create_dir_all(orphan.join("diff/etc")).unwrap();
+    store.gc().unwrap();
+    assert!(!orphan.exists(), "orphan init layer collected");
+    assert!(init.is_dir(), "live init layer kept");
+
+    // Removing the image removes its layer and, with it, the init layer.
+    store.remove("bb:1", false).unwrap();
+    assert!(
+        !init.parent().unwrap().exists(),
+        "init layer left after rmi"
+    );
+    assert_eq!(fs::read_dir(dr.path().join("overlay2")).unwrap().count(), 0);
+}
