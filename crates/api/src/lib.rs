@@ -7,6 +7,7 @@
 mod archive;
 mod auth;
 mod build;
+mod commit;
 mod containers;
 mod error;
 mod exec;
@@ -139,6 +140,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/stats", get(stats::stats))
         .route("/containers/{id}/top", get(stats::top))
         .route("/containers/{id}/changes", get(containers::changes))
+        .route("/commit", post(commit::commit))
         .route("/containers/{id}/pause", post(ops::pause))
         .route("/containers/{id}/unpause", post(ops::unpause))
         .route("/containers/{id}/update", post(ops::update))

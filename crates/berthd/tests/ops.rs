@@ -1,5 +1,5 @@
-//! `docker cp`, `stats`, `top`, `pause`/`unpause`, `update` and `events` filters against berthd, with the real
-//! docker CLI. Run as root inside `unshare -m --propagation private`.
+//! `docker cp`, `stats`, `top`, `pause`/`unpause`, `update`, `commit` and `events` filters against berthd, with
+//! the real docker CLI. Run as root inside `unshare -m --propagation private`.
 
 mod common;
 
@@ -471,4 +471,126 @@ fn chrono_now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
+}
+
+/// `docker commit` of a running container: its changes (a new file, a deleted one) become a layer on its image,
+/// `--change`, `-m` and `-a` land in the image, the container is paused only meanwhile, and the events are
+/// moby's (pause, commit with imageID/imageRef/comment, unpause).
+#[test]
+fn commit_running_container() {
+    require!();
+    let d = Daemon::start();
+    d.import_busybox();
+    let since = chrono_now_secs().saturating_sub(1).to_string();
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "cm",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "echo hi > /greeting; rm /etc/group; echo up; while true; do sleep 0.1; done",
+        ])
+        .trim()
+        .to_string();
+    d.wait_for_log(&id, "up");
+    let img = d
+        .ok(&[
+            "commit",
+            "-c",
+            "CMD [\"cat\", \"/greeting\"]",
+            "-c",
+            "ENV COMMITTED=yes",
+            "-m",
+            "a message",
+            "-a",
+            "someone",
+            "cm",
+            "snap:v1",
+        ])
+        .trim()
+        .to_string();
+    assert!(img.starts_with("sha256:"), "{img}");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "cm"])
+            .trim(),
+        "running false"
+    );
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.Id}}|{{.Comment}}|{{.Author}}|{{json .Config.Cmd}}",
+            "snap:v1"
+        ])
+        .trim(),
+        format!("{img}|a message|someone|[\"cat\",\"/greeting\"]")
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", "--network", "none", "snap:v1"]),
+        "hi\n"
+    );
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "snap:v1",
+        "sh",
+        "-c",
+        "echo $COMMITTED; test -e /etc/group && echo group || echo no-group; test -e /etc/passwd && echo passwd",
+    ]);
+    assert_eq!(out, "yes\nno-group\npasswd\n");
+    // Without -c the container's own config; pause=false leaves the container alone.
+    let img2 = d.ok(&["commit", "--pause=false", "cm"]).trim().to_string();
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{json .Config.Cmd}} {{len .RootFS.Layers}}",
+            &img2
+        ])
+        .trim(),
+        d.ok(&["inspect", "-f", "{{json .Config.Cmd}}", "cm"])
+            .trim()
+            .to_string()
+            + " 2"
+    );
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until_next_second(),
+        "--filter",
+        "container=cm",
+        "--format",
+        "{{.Action}} {{json .Actor.Attributes}}",
+    ]);
+    let tail: Vec<(String, serde_json::Value)> = ev
+        .lines()
+        .skip_while(|l| !l.starts_with("pause "))
+        .map(|l| {
+            let (a, j) = l.split_once(' ').unwrap();
+            (a.to_string(), serde_json::from_str(j).unwrap())
+        })
+        .collect();
+    let actions: Vec<&str> = tail.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions, ["pause", "commit", "unpause", "commit"], "{ev}");
+    assert_eq!(tail[1].1["imageID"], img.as_str(), "{ev}");
+    assert_eq!(tail[1].1["imageRef"], "snap:v1", "{ev}");
+    assert_eq!(tail[1].1["comment"], "a message", "{ev}");
+    assert_eq!(tail[3].1["imageRef"], "", "{ev}");
+    let bad = d.docker(&["commit", "nosuch"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("No such container"),
+        "{bad:?}"
+    );
+    d.ok(&["rm", "-f", "cm"]);
+    d.ok(&["rmi", "snap:v1", &img2]);
 }

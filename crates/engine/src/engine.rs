@@ -17,6 +17,7 @@ use crate::names;
 use crate::record::Container;
 
 mod adopt;
+mod commit;
 mod container_net;
 mod create;
 mod health;
@@ -26,6 +27,7 @@ mod network;
 mod ops;
 mod restart;
 mod volumes;
+pub use commit::CommitRequest;
 pub use lifecycle::container_resolv_conf;
 pub use network::NetState;
 pub use ops::container_cgroup;
