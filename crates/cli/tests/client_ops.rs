@@ -1,4 +1,5 @@
-//! `berth top`, `pause`, `unpause`, `update` and `diff` against a real berthd (see client_berthd.rs for the harness).
+//! `berth top`, `pause`, `unpause`, `update`, `diff` and `commit` against a real berthd (see client_berthd.rs for the
+//! harness).
 
 #[macro_use]
 mod client_support;
@@ -322,4 +323,67 @@ fn diff_lists_changes_not_mount_points() {
     assert!(stderr(&o).contains("No such container"), "{}", stderr(&o));
     let o = d.berth(&["diff"]);
     assert_ne!(o.status.code(), Some(0));
+}
+
+#[test]
+fn commit_makes_images_of_containers() {
+    let d = daemon_or_skip!();
+    if !d.import_busybox() {
+        eprintln!("SKIPPED: no busybox rootfs (busybox-static)");
+        return;
+    }
+    // A container that never ran has no changes: an empty layer on its image.
+    d.ok(&[
+        "create",
+        "--name",
+        "never",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    let id = d.ok(&["commit", "never", "nv:1"]).trim().to_string();
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.Id}} {{len .RootFS.Layers}}", "nv:1"])
+            .trim(),
+        format!("{id} 2")
+    );
+    d.ok(&[
+        "run",
+        "--name",
+        "wrote",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /f",
+    ]);
+    d.ok(&[
+        "container",
+        "commit",
+        "-c",
+        "CMD [\"cat\", \"/f\"]",
+        "-m",
+        "msg",
+        "-a",
+        "me",
+        "--pause=false",
+        "wrote",
+        "wr",
+    ]);
+    assert_eq!(d.ok(&["run", "--rm", "--network", "none", "wr"]), "x\n");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.Comment}} {{.Author}}", "wr"])
+            .trim(),
+        "msg me"
+    );
+    let o = d.berth(&["commit", "nosuch"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("No such container"), "{}", stderr(&o));
+    let o = d.berth(&["commit", "-c", "BOGUS x", "wrote"]);
+    assert_eq!(o.status.code(), Some(1));
+    d.ok(&["rm", "never", "wrote"]);
+    d.ok(&["rmi", "nv:1", "wr"]);
 }

@@ -9,6 +9,7 @@
 
 mod auth;
 mod build;
+mod commit;
 mod container;
 mod cp;
 mod events;
@@ -315,6 +316,7 @@ Management Commands:
 
 Commands:
   attach      Attach local standard input, output, and error streams to a running container
+  commit      Create a new image from a container's changes
   cp          Copy files/folders between a container and the local filesystem
   create      Create a new container
   diff        Inspect changes to files or directories on a container's filesystem
@@ -355,6 +357,7 @@ fn management_help(group: &str) -> String {
                     "attach",
                     "Attach local standard input, output, and error streams to a running container",
                 ),
+                ("commit", "Create a new image from a container's changes"),
                 ("create", "Create a new container"),
                 (
                     "diff",
@@ -482,6 +485,7 @@ fn canonical(group: &str, sub: &str) -> Option<&'static str> {
         ("container", "unpause") => "unpause",
         ("container", "top") => "top",
         ("container", "diff") => "diff",
+        ("container", "commit") => "commit",
         ("container", "update") => "update",
         ("container", "stats") => "stats",
         ("container", "exec") => "exec",
@@ -566,6 +570,7 @@ fn dispatch(verb: &str, args: &[String], g: &Globals) -> CmdResult {
         "unpause" => ops::unpause(args, g),
         "top" => ops::top(args, g),
         "diff" => ops::diff(args, g),
+        "commit" => commit::commit(args, g),
         "cp" => cp::cp(args, g),
         "update" => ops::update(args, g),
         "stats" => stats::stats(args, g),
