@@ -1,4 +1,4 @@
-"""docker-py against berthd: ping, version, run detached + logs + wait + remove, list filters, pull.
+"""docker-py against berthd: ping, version, run detached + logs + wait + remove, list filters, commit, pull.
 
 Usage: dockerpy_smoke.py SOCKET [REGISTRY_IMAGE]; exits non-zero (with a traceback) on any failure.
 """
@@ -32,7 +32,12 @@ assert client.containers.list(all=True, filters={"name": "nomatch"}) == []
 running = client.containers.run("busybox", ["sleep", "1000"], detach=True)
 ex = running.exec_run(["sh", "-c", "echo in-exec; exit 4"])
 assert ex.exit_code == 4 and ex.output == b"in-exec\n", ex
+running.exec_run(["sh", "-c", "echo committed > /mark"])
+img = running.commit("pysnap", "v1", message="from py", changes=["CMD cat /mark"])
+assert "pysnap:v1" in img.tags and img.attrs["Comment"] == "from py", img.attrs
+assert client.containers.run("pysnap:v1", remove=True) == b"committed\n"
 running.remove(force=True)
+client.images.remove("pysnap:v1")
 
 out = client.containers.run("busybox", ["echo", "attached"], remove=True)
 assert out == b"attached\n", out
