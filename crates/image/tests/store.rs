@@ -352,7 +352,15 @@ fn init_layer_created_once_and_collected_with_its_layer() {
     let (img, _rootfs) = import_busybox(&store, "bb:1");
     let mut layers = store.layer_dirs("bb:1").unwrap();
     layers.reverse();
-    let init = store.init_layer_dir("bb:1", &layers).unwrap().unwrap();
+    // Several first containers at once: one init layer wins the rename, all get it.
+    let made: Vec<_> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| sc.spawn(|| store.init_layer_dir("bb:1", &layers).unwrap().unwrap()))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let init = made[0].clone();
+    assert!(made.iter().all(|m| *m == init), "{made:?}");
     let hex = img
         .chain_ids
         .last()

@@ -105,8 +105,20 @@ impl Store {
     /// Removes the init layer keyed by `chain` (when its layer goes).
     pub(crate) fn delete_init_layer(&self, chain: &str) -> io::Result<()> {
         match self.init_layer_path(chain) {
-            Some(p) => remove_any(&p),
+            Some(p) => self.discard(&p),
             None => Ok(()),
+        }
+    }
+
+    /// Renames `p` into the temp area, then deletes it: a crash halfway never leaves a partial init layer
+    /// where a later container of a re-pulled image would take it for a complete one.
+    fn discard(&self, p: &Path) -> io::Result<()> {
+        let tmp = self.temp_path("rminit");
+        match fs::rename(p, &tmp.path) {
+            // Dropping `tmp` deletes it.
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(_) => remove_any(p),
         }
     }
 
@@ -124,7 +136,7 @@ impl Store {
             if h.len() != 64 || chains.contains(&format!("sha256:{h}")) {
                 continue;
             }
-            if remove_any(&e.path()).is_ok() {
+            if self.discard(&e.path()).is_ok() {
                 n += 1;
             }
         }
