@@ -1,6 +1,7 @@
 //! berthd after the unexpected, driven by the real docker CLI: a container's monitor SIGKILLed while its
-//! container runs (berthd cleans up off its async threads and keeps answering), and berthd SIGKILLed in the
-//! middle of a `run` (the restarted berthd finds the run's true state: running, then exited with its code).
+//! container runs, also in its first moments before it wrote monitor.json (berthd cleans up off its async
+//! threads, keeps answering, and records a run with docker's unknown exit code 255), and berthd SIGKILLed in
+//! the middle of a `run` (the restarted berthd finds the run's true state: running, then exited with its code).
 //! Run as root inside `unshare -m --propagation private`.
 
 mod common;
@@ -131,6 +132,56 @@ fn monitor_killed_while_its_container_runs() {
             .trim(),
         "running"
     );
+    // A monitor killed in its first moments, before it recorded the start in monitor.json (a line without
+    // its end holds it there for up to 2 s): the run berthd saw start still ends as a run, with docker's
+    // unknown exit code and a die event.
+    let early = d
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "early",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "printf partial; while true; do sleep 0.1; done",
+        ])
+        .trim()
+        .to_string();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor_pid(&d, &early)),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_inspect(&d, "early", "{{.State.Status}}", |s| s == "exited");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.ExitCode}}", "early"])
+            .trim(),
+        "255"
+    );
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        "5m",
+        "--until",
+        &until,
+        "--filter",
+        "container=early",
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.Actor.Attributes.exitCode}}",
+    ]);
+    assert_eq!(ev, "255\n");
+    d.ok(&["rm", "early"]);
     // And it goes like any stopped container (prune removes off berthd's async threads).
     d.ok(&["stop", "-t", "0", "orphan"]);
     let pruned = d.ok(&["container", "prune", "-f"]);

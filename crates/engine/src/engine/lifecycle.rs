@@ -385,7 +385,9 @@ impl Engine {
             if c.monitor_pid != pid {
                 return;
             }
-            let was_started = st.pid != 0;
+            // A run berthd saw start counts too: a monitor killed in its first moments has not written
+            // monitor.json yet, and its container did run (its exit code is unknown: 255).
+            let was_started = st.pid != 0 || c.state.running;
             c.monitor_pid = 0;
             c.state.running = false;
             c.state.paused = false;
