@@ -275,6 +275,110 @@ fn cp_round_trip() {
     d.ok(&["rm", "-f", "cpc"]);
 }
 
+/// Unmounts a bind mount made by a test, even when an assertion failed.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// `berth cp` host → container streams its tar (made by a thread while the request sends it): a file many
+/// upload chunks big and a tree round-trip byte for byte; a source that fails halfway through ends the command
+/// with a clear error and exit 1, and the daemon carries on.
+#[test]
+fn cp_upload_streams() {
+    let d = daemon_or_skip!();
+    if !d.import_busybox() {
+        eprintln!("SKIPPED: no busybox rootfs (busybox-static)");
+        return;
+    }
+    d.ok(&["run", "-d", "--name", "cps", "busybox", "sleep", "1000"]);
+    let host = tempfile::tempdir().unwrap();
+    let src = host.path().join("big");
+    std::fs::create_dir_all(src.join("deep/er")).unwrap();
+    // 3 MiB + 17 bytes that do not repeat with the chunk size: many 256 KiB pieces and a partial last one.
+    let blob: Vec<u8> = (0..3 * 1024 * 1024 + 17u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(src.join("blob"), &blob).unwrap();
+    std::fs::write(src.join("deep/er/small"), b"small\n").unwrap();
+    std::fs::write(src.join("deep/empty"), b"").unwrap();
+    std::os::unix::fs::symlink("er/small", src.join("deep/link")).unwrap();
+    // A socket is skipped, as docker's archiver does.
+    let _sock = std::os::unix::net::UnixListener::bind(src.join("deep/sock")).unwrap();
+
+    // One big file.
+    let file = src.join("blob");
+    d.ok(&["cp", file.to_str().unwrap(), "cps:/blob1"]);
+    assert_eq!(
+        d.ok(&["exec", "cps", "stat", "-c", "%s", "/blob1"]).trim(),
+        blob.len().to_string()
+    );
+    let back = host.path().join("blob1");
+    d.ok(&["cp", "cps:/blob1", back.to_str().unwrap()]);
+    assert!(std::fs::read(&back).unwrap() == blob, "the file changed");
+
+    // A tree.
+    d.ok(&["cp", src.to_str().unwrap(), "cps:/tree"]);
+    assert_eq!(
+        d.ok(&["exec", "cps", "ls", "/tree/deep"]),
+        "empty\ner\nlink\n"
+    );
+    let back = host.path().join("tree-back");
+    d.ok(&["cp", "cps:/tree", back.to_str().unwrap()]);
+    std::fs::remove_file(src.join("deep/sock")).unwrap();
+    same_tree(&src, &back);
+
+    // A missing source: docker's one-line error before anything is sent.
+    let o = d.berth(&["cp", host.path().join("nope").to_str().unwrap(), "cps:/x"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        format!(
+            "lstat {}: no such file or directory",
+            host.path().join("nope").display()
+        )
+    );
+
+    // A file that cannot be read, after megabytes already went out: /proc/<pid>/mem bound over a file
+    // (offset 0 is never mapped, so reading it fails with EIO even for root).
+    let bad = host.path().join("bad");
+    std::fs::create_dir(&bad).unwrap();
+    std::fs::write(bad.join("a-first"), &blob).unwrap();
+    std::fs::write(bad.join("b-unreadable"), b"").unwrap();
+    let target = bad.join("b-unreadable");
+    let bound = nix::mount::mount(
+        Some("/proc/self/mem"),
+        &target,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    );
+    if let Err(e) = bound {
+        eprintln!("SKIPPED: the mid-stream failure part: cannot bind /proc/self/mem: {e}");
+    } else {
+        let _guard = Unmount(target.clone());
+        let o = d.berth(&["cp", bad.to_str().unwrap(), "cps:/bad"]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.trim().starts_with("copying ")
+                && err.contains("b-unreadable")
+                && err.trim().lines().count() == 1,
+            "{err}"
+        );
+        // The daemon is fine and the container usable.
+        assert_eq!(
+            d.ok(&["exec", "cps", "cat", "/tree/deep/er/small"]),
+            "small\n"
+        );
+        d.ok(&["cp", file.to_str().unwrap(), "cps:/blob2"]);
+    }
+    d.ok(&["rm", "-f", "cps"]);
+}
+
 /// An absolute `--until` just past the current second: a relative `--until 0s` becomes whole unix seconds (as in
 /// docker), which would cut off the events of the current second (those of the commands just run).
 fn until_next_second() -> String {

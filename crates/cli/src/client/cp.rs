@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::{self, IsTerminal, Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use base64::Engine as _;
@@ -333,36 +333,40 @@ fn extract(r: &mut dyn Read, dir: &Path, new_root: Option<&str>) -> Result<(), C
     Ok(())
 }
 
-/// Packs a local path into a tar whose top entry is named `root` (empty: the contents only).
-fn pack(src: &Path, root: &str, follow: bool) -> Result<Vec<u8>, CliError> {
-    let mut b = tar::Builder::new(Vec::new());
+/// Packs a local path into a tar written to `w`, whose top entry is named `root` (empty: the contents only).
+/// Sockets are skipped, as docker's archiver does.
+fn pack<W: Write>(src: &Path, root: &str, follow: bool, w: W) -> Result<W, CliError> {
+    let mut b = tar::Builder::new(w);
     b.follow_symlinks(false);
     let mut stack = vec![(src.to_path_buf(), PathBuf::from(root))];
     let mut first = true;
     while let Some((p, name)) = stack.pop() {
         let m = if first && follow {
-            fs::metadata(&p)?
+            fs::metadata(&p)
         } else {
-            fs::symlink_metadata(&p)?
-        };
-        if !name.as_os_str().is_empty() {
-            if first && follow && !m.is_dir() {
-                let mut f = fs::File::open(&p)?;
+            fs::symlink_metadata(&p)
+        }
+        .map_err(|e| msg(format!("lstat {}: {e}", p.display())))?;
+        if !name.as_os_str().is_empty() && !m.file_type().is_socket() {
+            let added = if first && follow && !m.is_dir() {
                 let mut h = tar::Header::new_gnu();
                 h.set_metadata(&m);
-                b.append_data(&mut h, &name, &mut f)?;
+                fs::File::open(&p).and_then(|mut f| b.append_data(&mut h, &name, &mut f))
             } else if first && follow {
                 let mut h = tar::Header::new_gnu();
                 h.set_metadata(&m);
                 h.set_size(0);
-                b.append_data(&mut h, &name, io::empty())?;
+                b.append_data(&mut h, &name, io::empty())
             } else {
-                b.append_path_with_name(&p, &name)?;
-            }
+                b.append_path_with_name(&p, &name)
+            };
+            added.map_err(|e| msg(format!("copying {}: {e}", p.display())))?;
         }
         first = false;
         if m.is_dir() {
-            let mut kids: Vec<_> = fs::read_dir(&p)?.collect::<Result<_, _>>()?;
+            let mut kids: Vec<_> = fs::read_dir(&p)
+                .and_then(|d| d.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| msg(format!("reading {}: {e}", p.display())))?;
             kids.sort_by_key(|k| std::cmp::Reverse(k.file_name()));
             for k in kids {
                 stack.push((k.path(), name.join(k.file_name())));
@@ -370,6 +374,109 @@ fn pack(src: &Path, root: &str, follow: bool) -> Result<Vec<u8>, CliError> {
         }
     }
     Ok(b.into_inner()?)
+}
+
+/// How much tar the packing thread hands over at a time, and how many such chunks may wait for the socket:
+/// an upload holds at most about `CHUNK * (QUEUE + 2)` bytes in memory, whatever the size of the source.
+const CHUNK: usize = 256 * 1024;
+const QUEUE: usize = 4;
+
+/// What the packing thread sends through the pipe.
+enum Piece {
+    Data(Vec<u8>),
+    Done,
+    Failed(String),
+}
+
+/// The writing end of the pipe: the tar builder's output, cut into [`CHUNK`]-sized pieces.
+struct PipeWriter {
+    tx: std::sync::mpsc::SyncSender<Piece>,
+    buf: Vec<u8>,
+}
+
+impl PipeWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .send(Piece::Data(full))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
+    }
+}
+
+impl Write for PipeWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+/// The reading end: what the HTTP request body reads (sent with chunked transfer encoding). A failure of the
+/// packing thread becomes a read error (never a clean end of the tar), so the request is cut off and the
+/// daemon sees a truncated body instead of a shorter archive; the message is kept for the CLI's error.
+struct PipeReader {
+    rx: std::sync::mpsc::Receiver<Piece>,
+    cur: io::Cursor<Vec<u8>>,
+    done: bool,
+    failure: Option<String>,
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = self.cur.read(out)?;
+            if n > 0 || self.done || out.is_empty() {
+                return Ok(n);
+            }
+            if let Some(f) = &self.failure {
+                return Err(io::Error::other(f.clone()));
+            }
+            match self.rx.recv() {
+                Ok(Piece::Data(d)) => self.cur = io::Cursor::new(d),
+                Ok(Piece::Done) => self.done = true,
+                Ok(Piece::Failed(m)) => self.failure = Some(m),
+                Err(_) => self.failure = Some("the archive writer stopped unexpectedly".into()),
+            }
+        }
+    }
+}
+
+/// Starts packing `src` on a thread; the returned reader streams the tar as it is made.
+fn pack_stream(src: &Path, root: &str, follow: bool) -> (PipeReader, std::thread::JoinHandle<()>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+    let (src, root) = (src.to_path_buf(), root.to_string());
+    let handle = std::thread::spawn(move || {
+        let w = PipeWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let end = match pack(&src, &root, follow, w) {
+            Ok(mut w) => match w.send() {
+                Ok(()) => Piece::Done,
+                Err(e) => Piece::Failed(e.to_string()),
+            },
+            Err(e) => Piece::Failed(e.to_string()),
+        };
+        // The reader may be gone already (the request failed): nothing left to tell.
+        let _ = tx.send(end);
+    });
+    let reader = PipeReader {
+        rx,
+        cur: io::Cursor::new(Vec::new()),
+        done: false,
+        failure: None,
+    };
+    (reader, handle)
 }
 
 fn to_container(g: &Globals, o: &CpOpts, src: &str, c: &str, dst: &str, quiet: bool) -> CmdResult {
@@ -432,24 +539,35 @@ fn to_container(g: &Globals, o: &CpOpts, src: &str, c: &str, dst: &str, quiet: b
         }
         None => (dst_dir, dst_base),
     };
-    let data = pack(Path::new(src), &root, o.follow_link)?;
-    let size: u64 = if meta.is_dir() {
-        data.len() as u64
-    } else {
-        meta.size()
-    };
     query = format!(
         "{}&noOverwriteDirNonDir=true&copyUIDGID={}",
         archive_path(c, &put_dir),
         o.archive
     );
-    let mut body = io::Cursor::new(data);
-    g.client()?.request(
-        "PUT",
-        &query,
-        &[],
-        Body::Stream(&mut body, "application/x-tar"),
-    )?;
+    // The tar is made by a thread while the request sends it: memory stays bounded whatever the source's size.
+    let (pipe, packer) = pack_stream(Path::new(src), &root, o.follow_link);
+    let mut body = Counting { inner: pipe, n: 0 };
+    let sent = g.client().and_then(|mut client| {
+        client
+            .request(
+                "PUT",
+                &query,
+                &[],
+                Body::Stream(&mut body, "application/x-tar"),
+            )
+            .map_err(CliError::from)
+    });
+    let failure = body.inner.failure.take();
+    // Dropping the reader ends a packing thread still writing (its next send fails).
+    drop(body.inner.rx);
+    let _ = packer.join();
+    match (sent, failure) {
+        (Ok(_), None) => {}
+        // The archive could not be made: that is the error to report, not the cut-off request.
+        (_, Some(f)) => return Err(msg(f)),
+        (Err(e), None) => return Err(e),
+    }
+    let size: u64 = if meta.is_dir() { body.n } else { meta.size() };
     if !quiet {
         eprintln!(
             "Successfully copied {} to {c}:{dst}",

@@ -297,7 +297,12 @@ impl Client {
                         Ok(0) => break,
                         Ok(n) => n,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(e.into()),
+                        Err(e) => {
+                            // Our body failed (not the socket): cut the request off, so the daemon sees a
+                            // truncated body, and no answer is waited for (the daemon waits for the rest).
+                            let _ = stream.shutdown(std::net::Shutdown::Both);
+                            return Err(e.into());
+                        }
                     };
                     stream.write_all(format!("{n:x}\r\n").as_bytes())?;
                     stream.write_all(&buf[..n])?;
