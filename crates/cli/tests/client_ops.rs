@@ -488,6 +488,15 @@ fn commit_makes_images_of_containers() {
     assert!(stderr(&o).contains("No such container"), "{}", stderr(&o));
     let o = d.berth(&["commit", "-c", "BOGUS x", "wrote"]);
     assert_eq!(o.status.code(), Some(1));
+    let o = d.berth(&["commit", "wrote", "Bad_Name"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("invalid reference format"),
+        "{}",
+        stderr(&o)
+    );
+    // Neither failure left an image behind.
+    assert_eq!(d.ok(&["images", "-q"]).lines().count(), 3);
     d.ok(&["rm", "never", "wrote"]);
     d.ok(&["rmi", "nv:1", "wr"]);
 }
