@@ -190,6 +190,41 @@ fn monitor_killed_while_its_container_runs() {
     assert!(!d.data.join("containers").join(&id).exists());
 }
 
+/// SIGKILLs, when dropped, a monitor still running for `id`, its children (the gated runtime) and what is in
+/// the container's cgroup, so a failed assertion leaves no processes behind.
+struct MonitorReaper {
+    pid: i32,
+    id: String,
+}
+
+impl Drop for MonitorReaper {
+    fn drop(&mut self) {
+        let cmdline = fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
+        if !alive(self.pid) || !String::from_utf8_lossy(&cmdline).contains(&self.id) {
+            return;
+        }
+        let kids = fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid))
+            .unwrap_or_default();
+        let procs = fs::read_to_string(format!(
+            "/sys/fs/cgroup/pids/berth/{}/cgroup.procs",
+            self.id
+        ))
+        .unwrap_or_default();
+        let mut pids: Vec<i32> = kids
+            .split_whitespace()
+            .chain(procs.split_whitespace())
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        pids.push(self.pid);
+        for p in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
 /// `berth` (whose `runtime` subcommand is a runc-compatible CLI) next to the berthd under test.
 fn berth_cli() -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_BIN_EXE_berthd")).with_file_name("berth");
@@ -304,4 +339,62 @@ fn berthd_killed_during_a_start_finds_the_true_state() {
         "exited 3"
     );
     d.ok(&["rm", "cut"]);
+
+    // Once more, with berthd dead before it recorded the monitor's pid either (the record is what a crash
+    // right after the spawn leaves): the restarted berthd finds the monitor by its command line.
+    fs::remove_file(gate.join("at-start")).unwrap();
+    fs::remove_file(gate.join("go")).unwrap();
+    let mut run = Command::new(DOCKER)
+        .args([
+            "run",
+            "-d",
+            "--name",
+            "unrec",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "echo up; while true; do sleep 0.1; done",
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", &d.docker_config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_file(&gate.join("at-start"), "the runtime's start");
+    let id = d
+        .ok(&["inspect", "-f", "{{.Id}}", "unrec"])
+        .trim()
+        .to_string();
+    let mon = monitor_pid(&d, &id);
+    assert!(mon > 0 && alive(mon));
+    // The harness finds monitors through the records; this one it would miss if the adoption failed.
+    let _reaper = MonitorReaper {
+        pid: mon,
+        id: id.clone(),
+    };
+    d.kill9();
+    assert!(!run.wait().unwrap().success());
+    let rec = d.data.join("containers").join(&id).join("config.v2.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&rec).unwrap()).unwrap();
+    v["MonitorPid"] = 0.into();
+    let tmp = rec.with_extension("test-tmp");
+    fs::write(&tmp, serde_json::to_vec(&v).unwrap()).unwrap();
+    fs::rename(&tmp, &rec).unwrap();
+    d.spawn();
+    assert_eq!(monitor_pid(&d, &id), mon, "the monitor was not adopted");
+    fs::write(gate.join("go"), "").unwrap();
+    wait_inspect(&d, "unrec", "{{.State.Status}}", |s| s == "running");
+    d.wait_for_log("unrec", "up");
+    // Known again, it goes the normal way: the forced removal stops the container first.
+    d.ok(&["rm", "-f", "unrec"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while alive(mon) {
+        assert!(Instant::now() < deadline, "monitor {mon} outlived rm -f");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!d.exec.join("runtime").join(&id).exists());
 }

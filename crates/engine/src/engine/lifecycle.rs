@@ -478,6 +478,7 @@ impl Engine {
                 t.insert(id, c);
             }
         }
+        watch.extend(self.adopt_unrecorded_monitors());
         for (id, pid) in watch {
             if monitor_alive(pid, &id) {
                 // Catch up with a start that finished while we were away.
@@ -529,7 +530,7 @@ fn is_zombie(pid: i32) -> bool {
 }
 
 /// Whether `pid` is a live `berth monitor` for `id` (and not a recycled pid).
-fn monitor_alive(pid: i32, id: &str) -> bool {
+pub(super) fn monitor_alive(pid: i32, id: &str) -> bool {
     let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
