@@ -281,6 +281,9 @@ fn extract<R: Read>(
                             entry.header().gid().unwrap_or(0),
                         )
                     })
+                    // The device keeps the entry's mtime, as every other entry does: packing the layer
+                    // again (save or push without the kept blob) must give the same diff id.
+                    .and_then(|_| set_mtime(&target, entry.header().mtime().unwrap_or(0)))
             };
             res.map_err(|source| LayerError::Entry {
                 path: display,

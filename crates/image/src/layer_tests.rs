@@ -104,6 +104,11 @@ fn unpacks_all_kinds_and_whiteouts() {
     let wh = fs::symlink_metadata(dest.join("gone/file")).unwrap();
     assert!(wh.file_type().is_char_device());
     assert_eq!(wh.rdev(), 0);
+    assert_eq!(
+        wh.mtime(),
+        1_600_000_000,
+        "a whiteout keeps its entry's mtime"
+    );
     assert!(!dest.join("gone/.wh.file").exists());
     let mut buf = [0u8; 8];
     let c = cpath(&dest.join("opaque")).unwrap();

@@ -287,6 +287,22 @@ fn commit_layer_on_parent() {
     // SAFETY: valid NUL-terminated path.
     let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR, 0) };
     assert_eq!(rc, 0, "whiteout");
+    // An old mtime on the whiteout: the unpacked layer must keep it for the layer to pack to the same diff id
+    // (save below, without the kept blob). It once got the unpack time, which failed when the second changed.
+    let ts = [libc::timespec {
+        tv_sec: 1_000_000_000,
+        tv_nsec: 0,
+    }; 2];
+    // SAFETY: valid NUL-terminated path and two timespecs.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    assert_eq!(rc, 0, "whiteout mtime");
     let mut cc = base.container_config();
     cc.cmd = Some(vec!["cat".into(), "/etc/motd".into()]);
     let img = store

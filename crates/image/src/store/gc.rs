@@ -92,7 +92,10 @@ impl Store {
             .map_err(crate::Error::from)?
             .flatten()
         {
-            if pinned.contains(&e.path().display().to_string()) {
+            // Pins are checked now, not in the snapshot above: temp files are made without the write lock,
+            // so one may have appeared (pinned first, then created) since. A file that exists and is unpinned
+            // now is a leftover.
+            if self.is_pinned(&e.path().display().to_string()) {
                 continue;
             }
             if remove_any(&e.path()).is_ok() {

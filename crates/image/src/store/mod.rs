@@ -240,6 +240,13 @@ impl Store {
             .unwrap_or_default()
     }
 
+    /// Whether `key` is pinned right now (not in a snapshot taken earlier).
+    pub(crate) fn is_pinned(&self, key: &str) -> bool {
+        pins()
+            .as_ref()
+            .is_some_and(|p| p.contains_key(&self.pin_key(key)))
+    }
+
     fn pin_key(&self, key: &str) -> String {
         format!("{}\0{key}", self.root.display())
     }
