@@ -10,24 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::{Daemon, DOCKER};
 
-/// Polls `docker inspect -f fmt name` until `pred` holds (bounded: a readiness wait, not a timing assertion).
-fn wait_inspect(d: &Daemon, name: &str, fmt: &str, pred: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let o = d.docker(&["inspect", "-f", fmt, name]);
-        let s = String::from_utf8_lossy(&o.stdout).trim().to_string();
-        if o.status.success() && pred(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name}: {fmt} never matched, last {s:?}\n{}",
-            d.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn docker_cmd(d: &Daemon, args: &[&str]) -> Command {
     let mut c = Command::new("timeout");
     c.args(["300", DOCKER])
@@ -149,11 +131,11 @@ fn always_shows_restarting_and_stop_ends_it() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.trim().ends_with("ago"), "{status}");
-    wait_inspect(&d, "loop", "{{.State.Restarting}} {{.RestartCount}}", |s| {
+    d.wait_inspect("loop", "{{.State.Restarting}} {{.RestartCount}}", |s| {
         s.starts_with("true ") && s[5..].parse::<i64>().unwrap_or(0) >= 3
     });
     // Waiting for its restart counts as running, as in docker.
-    wait_inspect(&d, "loop", "{{.State.Status}} {{.State.Running}}", |s| {
+    d.wait_inspect("loop", "{{.State.Status}} {{.State.Running}}", |s| {
         s == "restarting true"
     });
     assert!(d
@@ -162,7 +144,7 @@ fn always_shows_restarting_and_stop_ends_it() {
     let rm = d.docker(&["rm", "loop"]);
     assert!(!rm.status.success());
     d.ok(&["stop", "loop"]);
-    let st = wait_inspect(&d, "loop", "{{.State.Status}} {{.State.Restarting}}", |s| {
+    let st = d.wait_inspect("loop", "{{.State.Status}} {{.State.Restarting}}", |s| {
         s == "exited false"
     });
     assert_eq!(st, "exited false");
@@ -296,7 +278,7 @@ fn policies_across_berthd_restarts() {
     }
     d.spawn();
     for n in ["alw", "uls"] {
-        wait_inspect(&d, n, "{{.State.Status}} {{.RestartCount}}", |s| {
+        d.wait_inspect(n, "{{.State.Status}} {{.RestartCount}}", |s| {
             s == "running 1"
         });
     }
@@ -316,7 +298,7 @@ fn policies_across_berthd_restarts() {
     let st = d.terminate();
     assert!(st.success(), "{st}");
     d.spawn();
-    wait_inspect(&d, "alw", "{{.State.Status}}", |s| s == "running");
+    d.wait_inspect("alw", "{{.State.Status}}", |s| s == "running");
     assert_eq!(
         d.ok(&["inspect", "-f", "{{.State.Status}}", "uls"]).trim(),
         "exited",
@@ -490,8 +472,8 @@ fn healthchecks_become_healthy_or_unhealthy() {
         a.extend_from_slice(&["busybox", "sleep", "300"]);
         d.ok(&a);
     }
-    wait_inspect(&d, "good", "{{.State.Health.Status}}", |s| s == "healthy");
-    wait_inspect(&d, "bad", "{{.State.Health.Status}}", |s| s == "unhealthy");
+    d.wait_inspect("good", "{{.State.Health.Status}}", |s| s == "healthy");
+    d.wait_inspect("bad", "{{.State.Health.Status}}", |s| s == "unhealthy");
     let good = d.ok(&[
         "inspect",
         "-f",

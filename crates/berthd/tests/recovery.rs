@@ -14,24 +14,6 @@ use std::time::{Duration, Instant};
 
 use common::{Daemon, DOCKER};
 
-/// Polls `docker inspect -f fmt name` until `pred` holds (bounded: a readiness wait, not a timing assertion).
-fn wait_inspect(d: &Daemon, name: &str, fmt: &str, pred: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let o = d.docker(&["inspect", "-f", fmt, name]);
-        let s = String::from_utf8_lossy(&o.stdout).trim().to_string();
-        if o.status.success() && pred(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name}: {fmt} never matched, last {s:?}\n{}",
-            d.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Waits for a file (bounded).
 fn wait_file(p: &Path, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -100,7 +82,7 @@ fn monitor_killed_while_its_container_runs() {
         d.ok(&["version", "--format", "{{.Server.Os}}"]).trim(),
         "linux"
     );
-    wait_inspect(&d, "orphan", "{{.State.Status}}", |s| s == "exited");
+    d.wait_inspect("orphan", "{{.State.Status}}", |s| s == "exited");
     // Without the monitor's exit record the code is unknown: docker's 255 (no exit status).
     assert_eq!(
         d.ok(&[
@@ -155,7 +137,7 @@ fn monitor_killed_while_its_container_runs() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    wait_inspect(&d, "early", "{{.State.Status}}", |s| s == "exited");
+    d.wait_inspect("early", "{{.State.Status}}", |s| s == "exited");
     assert_eq!(
         d.ok(&["inspect", "-f", "{{.State.ExitCode}}", "early"])
             .trim(),
@@ -295,7 +277,7 @@ fn berthd_killed_during_a_start_finds_the_true_state() {
         "created"
     );
     fs::write(gate.join("go"), "").unwrap();
-    wait_inspect(&d, "cut", "{{.State.Status}}", |s| s == "running");
+    d.wait_inspect("cut", "{{.State.Status}}", |s| s == "running");
     let pid: i32 = d
         .ok(&["inspect", "-f", "{{.State.Pid}}", "cut"])
         .trim()
@@ -387,7 +369,7 @@ fn berthd_killed_during_a_start_finds_the_true_state() {
     d.spawn();
     assert_eq!(monitor_pid(&d, &id), mon, "the monitor was not adopted");
     fs::write(gate.join("go"), "").unwrap();
-    wait_inspect(&d, "unrec", "{{.State.Status}}", |s| s == "running");
+    d.wait_inspect("unrec", "{{.State.Status}}", |s| s == "running");
     d.wait_for_log("unrec", "up");
     // Known again, it goes the normal way: the forced removal stops the container first.
     d.ok(&["rm", "-f", "unrec"]);

@@ -414,6 +414,25 @@ impl Daemon {
         }
     }
 
+    /// Polls `docker inspect -f fmt name` until `pred` holds and returns that value (bounded: a readiness
+    /// wait, not a timing assertion).
+    pub fn wait_inspect(&self, name: &str, fmt: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let o = self.docker(&["inspect", "-f", fmt, name]);
+            let s = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            if o.status.success() && pred(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: {fmt} never matched, last {s:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn container_pids(&self) -> (Vec<i32>, Vec<i32>, Vec<String>) {
         let (mut inits, mut monitors, mut ids) = (vec![], vec![], vec![]);
         let Ok(rd) = fs::read_dir(self.data.join("containers")) else {
