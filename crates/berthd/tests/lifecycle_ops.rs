@@ -540,22 +540,7 @@ fn lifecycle_event_sequence() {
     d.import_busybox();
     let since = format!("{:.3}", unix_now() - 1.0);
     // PID 1 without handlers ignores TERM and HUP: stop has to fall back to SIGKILL.
-    let id = d
-        .ok(&[
-            "run",
-            "-d",
-            "--name",
-            "evx",
-            "--network",
-            "none",
-            "busybox",
-            "sh",
-            "-c",
-            "echo up; while true; do sleep 0.1; done",
-        ])
-        .trim()
-        .to_string();
-    d.wait_for_log(&id, "up");
+    let id = d.run_looping("evx");
     d.ok(&["stop", "-t", "1", "evx"]);
     d.ok(&["start", "evx"]);
     d.ok(&["kill", "-s", "HUP", "evx"]);

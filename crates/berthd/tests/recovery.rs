@@ -9,10 +9,10 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, DOCKER};
+use common::Daemon;
 
 /// Waits for a file (bounded).
 fn wait_file(p: &Path, what: &str) {
@@ -47,22 +47,7 @@ fn monitor_killed_while_its_container_runs() {
     require!();
     let d = Daemon::start();
     d.import_busybox();
-    let id = d
-        .ok(&[
-            "run",
-            "-d",
-            "--name",
-            "orphan",
-            "--network",
-            "none",
-            "busybox",
-            "sh",
-            "-c",
-            "echo up; while true; do sleep 0.1; done",
-        ])
-        .trim()
-        .to_string();
-    d.wait_for_log(&id, "up");
+    let id = d.run_looping("orphan");
     let mon = monitor_pid(&d, &id);
     let init: i32 = d
         .ok(&["inspect", "-f", "{{.State.Pid}}", "orphan"])
@@ -244,8 +229,8 @@ fn berthd_killed_during_a_start_finds_the_true_state() {
     d.extra_args = vec!["--runtime".into(), rt.display().to_string()];
     d.spawn();
     d.import_busybox();
-    let mut run = Command::new(DOCKER)
-        .args([
+    let mut run = d
+        .docker_command(&[
             "run",
             "-d",
             "--name",
@@ -259,9 +244,6 @@ fn berthd_killed_during_a_start_finds_the_true_state() {
             "-c",
             "echo up; while [ ! -e /gate/exit ]; do sleep 0.05; done; exit 3",
         ])
-        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
-        .env("DOCKER_CONFIG", &d.docker_config)
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -292,11 +274,8 @@ fn berthd_killed_during_a_start_finds_the_true_state() {
     );
     d.wait_for_log("cut", "up");
     // `docker wait` waits for the real exit and reports its code.
-    let mut wait = Command::new(DOCKER)
-        .args(["wait", "cut"])
-        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
-        .env("DOCKER_CONFIG", &d.docker_config)
-        .stdin(Stdio::null())
+    let mut wait = d
+        .docker_command(&["wait", "cut"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -326,8 +305,8 @@ fn berthd_killed_during_a_start_finds_the_true_state() {
     // right after the spawn leaves): the restarted berthd finds the monitor by its command line.
     fs::remove_file(gate.join("at-start")).unwrap();
     fs::remove_file(gate.join("go")).unwrap();
-    let mut run = Command::new(DOCKER)
-        .args([
+    let mut run = d
+        .docker_command(&[
             "run",
             "-d",
             "--name",
@@ -339,9 +318,6 @@ fn berthd_killed_during_a_start_finds_the_true_state() {
             "-c",
             "echo up; while true; do sleep 0.1; done",
         ])
-        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
-        .env("DOCKER_CONFIG", &d.docker_config)
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

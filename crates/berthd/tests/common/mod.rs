@@ -268,25 +268,27 @@ impl Daemon {
         c.wait().unwrap()
     }
 
-    /// Runs the docker CLI (under `timeout`, so a hang fails the test instead of blocking the suite).
-    pub fn docker(&self, args: &[&str]) -> Output {
-        Command::new("timeout")
-            .args(["300", DOCKER])
+    /// The docker CLI on this daemon (under `timeout`, so a hang fails the test instead of blocking the suite),
+    /// stdin from /dev/null: for a caller that spawns it and waits later.
+    pub fn docker_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("timeout");
+        c.args(["300", DOCKER])
             .args(args)
             .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
             .env("DOCKER_CONFIG", &self.docker_config)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run docker")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs the docker CLI to the end.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.docker_command(args).output().expect("run docker")
     }
 
     /// Runs docker with `input` on its stdin.
     pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> Output {
-        let mut child = Command::new("timeout")
-            .args(["300", DOCKER])
-            .args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
-            .env("DOCKER_CONFIG", &self.docker_config)
+        let mut child = self
+            .docker_command(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -395,6 +397,27 @@ impl Daemon {
             tar.to_str().unwrap(),
             "busybox:latest",
         ]);
+    }
+
+    /// `docker run -d --name name` of a busybox loop that prints `up` first; returns its id once `up` is logged.
+    pub fn run_looping(&self, name: &str) -> String {
+        let id = self
+            .ok(&[
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                "none",
+                "busybox",
+                "sh",
+                "-c",
+                "echo up; while true; do sleep 0.1; done",
+            ])
+            .trim()
+            .to_string();
+        self.wait_for_log(&id, "up");
+        id
     }
 
     /// Waits until `docker logs id` contains `needle` (bounded; a readiness wait, not a timing assertion).
